@@ -1,0 +1,402 @@
+"""gRDA: generalized regularized dual averaging, an optimizer that prunes while it trains.
+
+Paper: Shih-Kang Chao, Zhanyu Wang, Yue Xing, Guang Cheng. *Directional Pruning of Deep Neural Networks*.
+NeurIPS 2020. arXiv:2006.09358.
+
+Written from the paper's update rule (see ``shared/DESIGN.md``, "The algorithm, exactly"); no code was taken from
+the authors' repositories.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from torch.nn.functional import softshrink
+from torch.optim import Optimizer
+
+__all__ = ["GRDA", "grda", "threshold_increment"]
+
+NonFinitePolicy = Literal["raise", "skip", "ignore"]
+_NONFINITE_POLICIES = ("raise", "skip", "ignore")
+
+
+def threshold_increment(step: float, lr: float, c: float, mu: float) -> float:
+    """The growth of the soft threshold at step ``step``: ``c * lr**(mu + 1/2) * (step**mu - (step - 1)**mu)``.
+
+    Summed over steps ``1..n`` at a constant ``lr`` it telescopes to the paper's closed form
+    ``c * sqrt(lr) * (n * lr)**mu``.
+
+    Args:
+        step: the step number ``n >= 1``.
+        lr: the learning rate used at this step.
+        c: the regularisation strength.
+        mu: the growth exponent.
+
+    Example:
+        >>> round(threshold_increment(1, lr=0.01, c=1.0, mu=0.5), 12)  # c * sqrt(lr) * lr**mu at n = 1
+        0.01
+        >>> n, lr, c, mu = 100, 0.1, 0.005, 0.55
+        >>> total = sum(threshold_increment(k, lr, c, mu) for k in range(1, n + 1))
+        >>> math.isclose(total, c * math.sqrt(lr) * (n * lr) ** mu)
+        True
+    """
+    return c * lr ** (mu + 0.5) * (step**mu - (step - 1) ** mu)
+
+
+def _dual_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the dual average is kept in: float64 for float64 parameters, float32 for every other precision."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _all_finite(grads: Sequence[Tensor]) -> Tensor:
+    """One 0-dim bool tensor: are all entries of all ``grads`` finite? Reads each gradient once, syncs nothing.
+
+    ``torch._foreach_norm`` with ``ord=inf`` is a max-abs reduction that propagates NaN and inf; it is the one
+    multi-tensor reduction torch offers (it is what ``clip_grad_norm_`` uses).
+    """
+    norms = torch._foreach_norm(grads, math.inf)
+    device = grads[0].device
+    return torch.stack([n.to(device, non_blocking=True) for n in norms]).isfinite().all()
+
+
+class GRDA(Optimizer):
+    r"""Generalized regularized dual averaging (gRDA), an l1-proximal optimizer that prunes while it trains.
+
+    For each parameter :math:`w` with value :math:`w_0` at its first step, learning rate :math:`\gamma_n`
+    (the group's ``lr`` at step :math:`n`) and hyperparameters :math:`c \ge 0`, :math:`\mu > 0`:
+
+    .. math::
+        \begin{aligned}
+            a_0 &= w_0, \qquad T_0 = 0, \\
+            a_n &= a_{n-1} - \gamma_n \nabla L_n(w_{n-1})
+                && \text{(dual average: it never forgets)} \\
+            T_n &= T_{n-1} + c\,\gamma_n^{\mu + 1/2}\,\bigl(n^{\mu} - (n-1)^{\mu}\bigr)
+                && \text{(soft threshold)} \\
+            w_n &= \operatorname{sign}(a_n)\,\max\bigl(|a_n| - T_n,\, 0\bigr)
+                = \operatorname{softshrink}(a_n, T_n).
+        \end{aligned}
+
+    At a constant learning rate :math:`\gamma` the threshold is the paper's closed form
+    :math:`T_n = c \sqrt{\gamma}\,(n\gamma)^{\mu}`. Weights whose dual average stays within :math:`T_n` of zero are
+    exactly zero: the network becomes sparse while it trains, with no mask, no target sparsity and no retraining.
+    ``c = 0`` is plain SGD without momentum, bit for bit.
+
+    .. note::
+        When the learning rate changes (the paper's one-time drop), :math:`T_n` keeps accumulating with the new
+        rate: it never jumps, it grows more slowly. This is what the authors' PyTorch code does and what their
+        ImageNet results were obtained with; their Keras code instead recomputes the closed form with the current
+        rate, which this class does not follow.
+
+    Precision: the dual average is kept in float32 for float32, bfloat16 and float16 parameters (float64 for float64
+    ones), so small ``lr * grad`` steps never round away, while the parameters keep their own dtype, device, storage
+    and memory format: they are updated in place. The step count and the threshold are 0-dim float64 tensors on the
+    host, like ``torch.optim.Adam``'s step, so reading them never synchronises with an accelerator.
+    ``load_state_dict`` keeps the dual average in its own precision (``torch.optim.Optimizer`` would cast it to the
+    parameter's dtype) and the step and threshold on the host.
+
+    Non-finite gradients: the dual average never forgets, so a single NaN would make a weight NaN for the rest of
+    training. Before any state changes, one check over all gradients (a single host synchronisation per step,
+    never one per parameter) applies the ``nonfinite`` policy: ``"raise"`` (default) raises a ``FloatingPointError``
+    naming the offending parameters and changes nothing; ``"skip"`` skips the whole step with a warning, leaving
+    weights, dual averages, step counts and thresholds as they were (the count of skipped steps is in
+    :attr:`skipped_steps`); ``"ignore"`` does no check, for when something else already does (a
+    ``torch.amp.GradScaler`` skips non-finite steps before the optimizer sees them).
+
+    Args:
+        params: the parameters to optimise, or dicts defining parameter groups; each group may set its own
+            ``lr``, ``c`` and ``mu`` (``c=0`` exempts a group from pruning).
+        lr: the learning rate :math:`\gamma`, as for SGD without momentum (the paper: 0.1 at batch 256).
+        c: the regularisation strength; larger prunes more (the paper: ``c <= 0.005`` at ImageNet scale).
+        mu: the threshold's growth exponent, ``mu > 0`` (the paper uses 0.501 to 0.6; ``mu > 1/2`` for its theory).
+        nonfinite: what to do when a gradient holds NaN or inf: ``"raise"``, ``"skip"`` or ``"ignore"``.
+        foreach: use torch's multi-tensor kernels for the dual-average update; ``None`` (default) uses them.
+        fused: run the dual-average update and the soft threshold as one ``torch.compile``-d kernel per step, which
+            reads the gradient and the dual average once and writes the dual average and the weight once.
+            It is compiled at the first step (seconds, cached on disk by inductor) and reused while the shapes of
+            the parameters with gradients stay the same. Needs a working ``torch.compile`` (a C++ compiler on CPU).
+
+    Raises:
+        ValueError: an invalid ``lr``, ``c``, ``mu`` or ``nonfinite``, or both ``foreach`` and ``fused``.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = GRDA(model.parameters(), lr=0.1, c=0.05, mu=0.6)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+        >>> opt.state[model.weight]["threshold"].item() == threshold_increment(1, 0.1, 0.05, 0.6)
+        True
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.01,
+        c: float = 0.005,
+        mu: float = 0.55,
+        *,
+        nonfinite: NonFinitePolicy = "raise",
+        foreach: bool | None = None,
+        fused: bool = False,
+    ) -> None:
+        if nonfinite not in _NONFINITE_POLICIES:
+            raise ValueError(f"Invalid nonfinite: {nonfinite!r}; expected one of {_NONFINITE_POLICIES}")
+        if fused and foreach:
+            raise ValueError(f"Invalid foreach: {foreach!r} with fused=True; the fused path replaces foreach")
+        defaults = {"lr": lr, "c": c, "mu": mu, "nonfinite": nonfinite, "foreach": foreach, "fused": fused}
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a parameter group, checking the group's own ``lr``, ``c`` and ``mu`` (see :class:`GRDA`)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        _check_hyperparameters(group["lr"], group["c"], group["mu"])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("skipped_steps", 0)
+        for group in self.param_groups:
+            group.setdefault("nonfinite", "raise")
+            group.setdefault("foreach", None)
+            group.setdefault("fused", False)
+
+    def group_thresholds(self) -> list[float]:
+        """The current soft threshold :math:`T_n` of each parameter group (0.0 before the group's first step).
+
+        All parameters of a group share one threshold when they step together; if some skipped steps (no
+        gradient), this is the largest threshold in the group.
+        """
+        out = []
+        for group in self.param_groups:
+            ts = [self.state[p]["threshold"] for p in group["params"] if "threshold" in self.state[p]]
+            out.append(float(torch.stack(ts).max()) if ts else 0.0)
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`, keeping the dual average and the threshold in full precision.
+
+        ``torch.optim.Optimizer.load_state_dict`` casts every floating state tensor but ``step`` to the dtype and
+        device of its parameter; for a bfloat16 parameter that would round the dual average (and the threshold) to
+        bfloat16 and the next step would not continue exactly. This keeps the saved values, then puts them back in
+        the dual average's precision on the parameter's device, and the step and threshold on the host.
+        """
+        saved = {
+            index: {key: value for key, value in param_state.items() if key in ("dual", "threshold")}
+            for index, param_state in state_dict["state"].items()
+        }
+        super().load_state_dict(state_dict)
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for index, p in zip(saved_ids, params):
+            if index not in saved or p not in self.state:
+                continue
+            state = self.state[p]
+            if "dual" in saved[index]:
+                state["dual"] = saved[index]["dual"].to(device=p.device, dtype=_dual_dtype(p.dtype), copy=True)
+            if "threshold" in saved[index]:
+                state["threshold"] = torch.as_tensor(saved[index]["threshold"], dtype=torch.float64).cpu().clone()
+            state["step"] = torch.as_tensor(state["step"], dtype=torch.float64).cpu().clone()
+
+    def _init_group(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        duals: list[Tensor],
+        steps: list[Tensor],
+        thresholds: list[Tensor],
+    ) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("GRDA does not support sparse gradients")
+            if p.is_complex():
+                raise RuntimeError("GRDA does not support complex parameters: the soft threshold needs an order")
+            state = self.state[p]
+            if len(state) == 0:
+                # The dual average starts at the parameter's value at its first step: a random init, or the
+                # pretrained weights when fine-tuning.
+                state["step"] = torch.tensor(0.0, dtype=torch.float64)
+                state["threshold"] = torch.tensor(0.0, dtype=torch.float64)
+                state["dual"] = p.detach().to(
+                    dtype=_dual_dtype(p.dtype), memory_format=torch.preserve_format, copy=True
+                )
+            params.append(p)
+            grads.append(p.grad)
+            duals.append(state["dual"])
+            steps.append(state["step"])
+            thresholds.append(state["threshold"])
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimisation step.
+
+        Args:
+            closure: a closure that re-evaluates the model and returns the loss.
+
+        Returns:
+            The loss returned by ``closure``, or None.
+
+        Raises:
+            FloatingPointError: a gradient holds NaN or inf and ``nonfinite="raise"``.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        groups = []
+        for group in self.param_groups:
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            duals: list[Tensor] = []
+            steps: list[Tensor] = []
+            thresholds: list[Tensor] = []
+            self._init_group(group, params, grads, duals, steps, thresholds)
+            if params:
+                groups.append((group, params, grads, duals, steps, thresholds))
+        if not groups:
+            return loss
+
+        checked = [(group, params, grads) for group, params, grads, *_ in groups if group["nonfinite"] != "ignore"]
+        if checked and not bool(_all_finite([g for *_, grads in checked for g in grads])):
+            names = self._describe_nonfinite(checked)
+            if any(group["nonfinite"] == "raise" for group, *_ in checked):
+                raise FloatingPointError(
+                    f"GRDA: non-finite gradient in {names}; the step was not taken. Pass nonfinite='skip' to "
+                    "skip such steps instead (the dual average never forgets, so a NaN would stay for good)."
+                )
+            self.skipped_steps += 1
+            warnings.warn(f"GRDA: non-finite gradient in {names}; skipped this step", RuntimeWarning, stacklevel=2)
+            return loss
+
+        for group, params, grads, duals, steps, thresholds in groups:
+            grda(
+                params,
+                grads,
+                duals,
+                steps,
+                thresholds,
+                lr=group["lr"],
+                c=group["c"],
+                mu=group["mu"],
+                foreach=group["foreach"],
+                fused=group["fused"],
+            )
+        return loss
+
+    def _describe_nonfinite(self, checked: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]) -> str:
+        # Only reached on the error path, so one more look at each gradient costs nothing that matters.
+        where = {id(p): (gi, pi) for gi, group in enumerate(self.param_groups) for pi, p in enumerate(group["params"])}
+        bad = [
+            "param_groups[{}]['params'][{}] (shape {})".format(*where[id(p)], tuple(p.shape))
+            for _, params, grads in checked
+            for p, g in zip(params, grads)
+            if not bool(g.isfinite().all())
+        ]
+        return ", ".join(bad)
+
+
+def _check_hyperparameters(lr: Any, c: Any, mu: Any) -> None:
+    if isinstance(lr, Tensor) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"Invalid learning rate: {lr!r}; expected a finite float >= 0")
+    if not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
+        raise ValueError(f"Invalid c: {c!r}; expected a finite float >= 0")
+    if not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
+        raise ValueError(f"Invalid mu: {mu!r}; expected a finite float > 0")
+
+
+def grda(
+    params: list[Tensor],
+    grads: list[Tensor],
+    duals: list[Tensor],
+    steps: list[Tensor],
+    thresholds: list[Tensor],
+    *,
+    lr: float,
+    c: float,
+    mu: float,
+    foreach: bool | None = None,
+    fused: bool = False,
+) -> None:
+    """Functional gRDA: one step for the given tensors, in place. See :class:`GRDA` for the algorithm.
+
+    ``steps`` and ``thresholds`` are 0-dim float64 host tensors, one per parameter; ``duals`` are the dual averages.
+    The threshold increments are computed on the host, so nothing here waits for an accelerator.
+
+    Args:
+        params: the parameters, updated in place.
+        grads: their gradients.
+        duals: their dual averages, updated in place.
+        steps: their step counts, incremented in place.
+        thresholds: their soft thresholds, updated in place.
+        lr: the learning rate of this step.
+        c: the regularisation strength.
+        mu: the growth exponent.
+        foreach: use multi-tensor kernels for the dual-average update (``None``: yes).
+        fused: one compiled kernel for the update and the threshold.
+    """
+    if not params:
+        return
+    torch._foreach_add_(steps, 1.0)
+    new_thresholds = _advance_thresholds(steps, thresholds, lr, c, mu)
+    if fused:
+        from lightning_grda.optim._fused import fused_grda_
+
+        fused_grda_(params, grads, duals, lr, new_thresholds)
+    elif foreach is None or foreach:
+        _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
+    else:
+        _single_tensor_grda(params, grads, duals, lr, new_thresholds)
+
+
+def _advance_thresholds(steps: list[Tensor], thresholds: list[Tensor], lr: float, c: float, mu: float) -> list[float]:
+    """Add each parameter's threshold increment in place; return the new thresholds as Python floats.
+
+    Parameters of a group almost always share one step count, so the increment is computed once per distinct step.
+    """
+    counts = torch.stack(steps).tolist()
+    increments: dict[float, float] = {}
+    for n in counts:
+        if n not in increments:
+            increments[n] = threshold_increment(n, lr, c, mu)
+    torch._foreach_add_(thresholds, [increments[n] for n in counts])
+    return torch.stack(thresholds).tolist()
+
+
+def _single_tensor_grda(
+    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
+) -> None:
+    """The readable reference: the update written once per tensor."""
+    for p, g, a, t in zip(params, grads, duals, thresholds):
+        a.add_(g, alpha=-lr)
+        p.copy_(softshrink(a, t))
+
+
+def _multi_tensor_grda(
+    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
+) -> None:
+    """The default path: one multi-tensor add, then the soft threshold written straight into each parameter.
+
+    ``softshrink``'s ``out=`` form writes the weight without a temporary when the parameter has the dual average's
+    dtype; half-precision parameters take one temporary in float32 and a cast, as the precision requires.
+    """
+    same = [i for i, (p, a, g) in enumerate(zip(params, duals, grads)) if g.dtype == a.dtype and g.device == a.device]
+    if len(same) == len(params):
+        torch._foreach_add_(duals, grads, alpha=-lr)
+    else:
+        if same:
+            torch._foreach_add_([duals[i] for i in same], [grads[i] for i in same], alpha=-lr)
+        for i in sorted(set(range(len(params))) - set(same)):
+            duals[i].add_(grads[i], alpha=-lr)
+    for p, a, t in zip(params, duals, thresholds):
+        if p.dtype == a.dtype:
+            torch.ops.aten.softshrink.out(a, t, out=p)
+        else:
+            p.copy_(softshrink(a, t))

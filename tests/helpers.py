@@ -1,0 +1,68 @@
+"""Tiny models and data shared by the tests: fast, random, no network."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def random_loader(n: int = 64, batch_size: int = 8, features: int = 8, classes: int = 3, seed: int = 0) -> DataLoader:
+    """A deterministic classification loader of ``n`` random samples."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+class TinyNet(nn.Module):
+    """Linear -> LayerNorm -> ReLU -> Linear: has weights, biases and a norm layer."""
+
+    def __init__(self, features: int = 8, hidden: int = 16, classes: int = 3) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(features, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.norm(self.fc1(x))))
+
+
+class TinyModule(L.LightningModule):
+    """A user's existing LightningModule: SGD with momentum, optionally a step scheduler."""
+
+    def __init__(self, lr: float = 0.1, scheduler: bool = False, n: int = 64) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = TinyNet()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
+        if not self.hparams.scheduler:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)}
+
+    def train_dataloader(self):
+        return random_loader(self.hparams.n)
+
+    def val_dataloader(self):
+        return random_loader(16, seed=1)
+
+
+def flat_params(module: nn.Module) -> torch.Tensor:
+    """All parameters of ``module`` as one flat float64 tensor, for exact comparisons."""
+    return torch.cat([p.detach().double().flatten() for p in module.parameters()])
