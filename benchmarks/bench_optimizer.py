@@ -1,0 +1,96 @@
+"""Time ``GRDA.step()`` against torch's SGD on the parameter shapes of torchvision's ResNet-50.
+
+Run: ``python benchmarks/bench_optimizer.py [--repeats 30] [--device cpu] [--dtype float32]``
+
+Every optimizer gets its own copy of the 161 parameter tensors (25.6M values) and fixed random gradients. Their
+``step()`` calls are interleaved in a shuffled order each round, in one process, so machine noise hits all of them
+alike; the script prints the median time of each and the ratios of the medians. Targets (issue #2, on CPU):
+GRDA default <= 1.00x SGD(momentum=0.9); GRDA fused <= 0.80x SGD(momentum=0.9) and <= 1.5x plain SGD.
+It also prints each optimizer's state size relative to SGD with momentum's one buffer per parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+
+import torch
+import torchvision
+
+from lightning_grda import GRDA
+
+
+def make_params(shapes, dtype, device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for s in shapes:
+        p = torch.randn(s, generator=gen).to(device=device, dtype=dtype).requires_grad_()
+        p.grad = (1e-2 * torch.randn(s, generator=gen)).to(device=device, dtype=dtype)
+        params.append(p)
+    return params
+
+
+def state_bytes(opt):
+    return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values() if torch.is_tensor(v))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--no-fused", action="store_true", help="skip the torch.compile-d path")
+    args = parser.parse_args(argv)
+    dtype = getattr(torch, args.dtype)
+    shapes = [p.shape for p in torchvision.models.resnet50().parameters()]
+    print(
+        f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
+        f"{len(shapes)} tensors, {sum(torch.Size(s).numel() for s in shapes) / 1e6:.1f}M values"
+    )
+
+    kinds = {
+        "SGD": lambda ps: torch.optim.SGD(ps, lr=0.1),
+        "SGD(momentum=0.9)": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+        "GRDA": lambda ps: GRDA(ps, lr=0.1, c=0.005, mu=0.55),
+    }
+    if not args.no_fused:
+        kinds["GRDA(fused=True)"] = lambda ps: GRDA(ps, lr=0.1, c=0.005, mu=0.55, fused=True)
+    opts = {name: make(make_params(shapes, dtype, args.device)) for name, make in kinds.items()}
+
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for name, opt in opts.items():  # warm-up: state allocation, and the fused path's compilation
+        t0 = time.perf_counter()
+        for _ in range(3):
+            opt.step()
+        sync()
+        print(f"warm-up {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    times = {name: [] for name in opts}
+    order = list(opts)
+    for _ in range(args.repeats):
+        random.shuffle(order)
+        for name in order:
+            sync()
+            t0 = time.perf_counter()
+            opts[name].step()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    momentum_state = state_bytes(opts["SGD(momentum=0.9)"])
+    print(f"\n{'optimizer':<20} {'median ms':>10} {'/ SGD(m=0.9)':>13} {'/ SGD':>8} {'state / SGD(m=0.9)':>19}")
+    for name in opts:
+        print(
+            f"{name:<20} {1e3 * med[name]:>10.2f} {med[name] / med['SGD(momentum=0.9)']:>13.2f} "
+            f"{med[name] / med['SGD']:>8.2f} {state_bytes(opts[name]) / momentum_state:>19.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
