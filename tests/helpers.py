@@ -50,6 +50,10 @@ class TinyModule(L.LightningModule):
         x, y = batch
         self.log("val_loss", nn.functional.cross_entropy(self(x), y))
 
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", nn.functional.cross_entropy(self(x), y))
+
     def configure_optimizers(self):
         opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
         if not self.hparams.scheduler:

@@ -36,7 +36,8 @@ class SparsityMonitor(Callback):
     The keys are logged with ``LightningModule.log``, so they reach the loggers and ``trainer.callback_metrics``:
     ``ModelCheckpoint(monitor="sparsity")`` and ``EarlyStopping(monitor="sparsity")`` work. To keep the monitored value
     current, ``sparsity`` is also refreshed in ``trainer.callback_metrics`` (not in the loggers) at the end of every
-    validation run and training epoch during fitting.
+    validation run and training epoch during fitting. ``trainer.test`` and ``trainer.validate`` log ``sparsity``
+    once at their end, next to the accuracy of the weights they evaluate.
 
     Under DDP the parameters are identical on every rank, so every rank logs the same values; step-level values are
     not reduced, epoch-level values are reduced with ``max`` (exact for identical values, and it keeps Lightning from
@@ -121,6 +122,18 @@ class SparsityMonitor(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._refresh_monitored(pl_module, sparsity_report(pl_module))
+        elif trainer.state.fn == TrainerFn.VALIDATING:
+            self._log_evaluated(pl_module)
+
+    @override
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log_evaluated(pl_module)
+
+    @staticmethod
+    def _log_evaluated(pl_module: pl.LightningModule) -> None:
+        # `trainer.test`/`trainer.validate` start with fresh metrics: report the sparsity of the evaluated weights
+        # next to their accuracy (in the results table, the loggers and `trainer.callback_metrics`).
+        pl_module.log("sparsity", sparsity_report(pl_module).sparsity, sync_dist=True, reduce_fx="max")
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

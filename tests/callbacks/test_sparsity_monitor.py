@@ -217,3 +217,17 @@ def test_ddp_ranks_log_identical_sparsity(tmp_path):
     assert {"grda/threshold", "grda/threshold/group_1", "sparsity/net.fc1.weight"} <= m0.keys()
     # Lightning warns (on rank zero) about epoch-level values logged without sync_dist: not about ours
     assert not [w for w in ranks[0]["warnings"] if "sync_dist" in w and ("'sparsity" in w or "'grda" in w)]
+
+
+def test_test_and_validate_report_the_sparsity_of_the_evaluated_weights(tmp_path):
+    model = TinyModule()
+    with torch.no_grad():
+        model.net.fc1.weight[:, :4] = 0.0  # 64 zeros, plus the LayerNorm bias: 16 zeros at init; 227 in all
+    trainer = Trainer(default_root_dir=tmp_path, callbacks=[SparsityMonitor()], logger=False, enable_progress_bar=False)
+    expected = global_sparsity(model)
+    assert expected == pytest.approx(80 / 227)
+    (results,) = trainer.test(model, dataloaders=model.val_dataloader(), verbose=False)
+    assert results["sparsity"] == pytest.approx(expected)
+    assert trainer.callback_metrics["sparsity"].item() == pytest.approx(expected)
+    (results,) = trainer.validate(model, dataloaders=model.val_dataloader(), verbose=False)
+    assert results["sparsity"] == pytest.approx(expected)
