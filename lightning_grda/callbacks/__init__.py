@@ -3,5 +3,6 @@
 from lightning_grda.callbacks.lr_drop import OneTimeLRDrop
 from lightning_grda.callbacks.lr_schedule import HoldDecayLR, hold_decay_factor
 from lightning_grda.callbacks.sparsity_monitor import SparsityMonitor
+from lightning_grda.callbacks.swap import GRDASwap
 
-__all__ = ["HoldDecayLR", "OneTimeLRDrop", "SparsityMonitor", "hold_decay_factor"]
+__all__ = ["GRDASwap", "HoldDecayLR", "OneTimeLRDrop", "SparsityMonitor", "hold_decay_factor"]

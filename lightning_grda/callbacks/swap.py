@@ -147,11 +147,11 @@ class GRDASwap(Callback):
         swapped = [
             opt if isinstance(opt, GRDA) or not opt.param_groups else self._swap(opt, exempt) for opt in optimizers
         ]
-        kept = [type(opt).__name__ for opt in optimizers if isinstance(opt, GRDA)]
-        if kept:
+        already = [opt for opt in optimizers if isinstance(opt, GRDA)]
+        if already:
             rank_zero_warn(
-                f"GRDASwap: the module already configures GRDA ({len(kept)} of {len(optimizers)} optimizers), left as "
-                f"configured: GRDASwap(c={self.c!r}, mu={self.mu!r}, lr={self.lr!r}) does not apply to it."
+                f"GRDASwap: the module already configures GRDA ({len(already)} of {len(optimizers)} optimizers), "
+                f"left as configured: GRDASwap(c={self.c!r}, mu={self.mu!r}, lr={self.lr!r}) does not apply to it."
             )
         replaced = [type(opt).__name__ for opt, new in zip(optimizers, swapped) if new is not opt]
         if len(replaced) > 1:

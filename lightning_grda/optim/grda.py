@@ -185,7 +185,21 @@ class GRDA(Optimizer):
         device of its parameter; for a bfloat16 parameter that would round the dual average (and the threshold) to
         bfloat16 and the next step would not continue exactly. This keeps the saved values, then puts them back in
         the dual average's precision on the parameter's device, and the step and threshold on the host.
+
+        Args:
+            state_dict: the state, as returned by :meth:`state_dict`.
+
+        Raises:
+            ValueError: the state has no ``c`` or ``mu`` in its param groups: it was not saved by GRDA.
         """
+        for i, group in enumerate(state_dict["param_groups"]):
+            missing = [key for key in ("c", "mu") if key not in group]
+            if missing:
+                raise ValueError(
+                    f"Invalid state_dict: param_groups[{i}] has no {missing}, so it is not a GRDA state (another "
+                    "optimizer's checkpoint?). To start gRDA from such weights, fine-tune instead of resuming: load "
+                    "the model weights only and let GRDA start its dual average there."
+                )
         saved = {
             index: {key: value for key, value in param_state.items() if key in ("dual", "threshold")}
             for index, param_state in state_dict["state"].items()

@@ -421,3 +421,12 @@ def test_torch_compile_of_a_training_step():
     for p, q in zip(eager.parameters(), compiled.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
     assert o_comp.state[compiled[0].weight]["step"].item() == 4
+
+
+def test_loading_another_optimizers_state_is_refused():
+    p = torch.zeros(3, requires_grad=True)
+    sgd = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = torch.ones(3)
+    sgd.step()
+    with pytest.raises(ValueError, match=r"param_groups\[0\] has no \['c', 'mu'\], so it is not a GRDA state"):
+        GRDA([p]).load_state_dict(sgd.state_dict())
