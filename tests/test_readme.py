@@ -1,0 +1,31 @@
+"""README's commands and examples are the real ones: CI runs its test line, and every Python block runs here."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+
+
+def test_quick_start_commands_and_ci():
+    bash = [code.strip() for lang, code in BLOCKS if lang == "bash"]
+    main_job, tests = bash[0], bash[1]
+    assert main_job.endswith("lightning-grda fit")
+    assert "pip install -e ." in main_job
+    assert 'pip install -e ".[test]"' in tests
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert tests in ci  # CI runs exactly the README's test command
+
+
+def test_every_python_example_is_tested():
+    assert len(PYTHON) >= 4
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"example{i + 1}" for i in range(len(PYTHON))])
+def test_python_example_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
