@@ -9,6 +9,7 @@ baselines in :mod:`lightning_grda.pruning`.
 from lightning_grda.callbacks import GRDASwap, HoldDecayLR, OneTimeLRDrop, SparsityMonitor
 from lightning_grda.mixin import GRDAMixin
 from lightning_grda.optim import GRDA, grda, threshold_increment
+from lightning_grda.pruning import GReg, OneShotMagnitudePruning
 from lightning_grda.sparsity import global_sparsity, parameter_sparsity, sparsity_report
 
 __version__ = "0.1.0.dev0"
@@ -17,7 +18,9 @@ __all__ = [
     "GRDA",
     "GRDAMixin",
     "GRDASwap",
+    "GReg",
     "HoldDecayLR",
+    "OneShotMagnitudePruning",
     "OneTimeLRDrop",
     "SparsityMonitor",
     "__version__",

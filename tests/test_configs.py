@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-import torch
+import yaml
 
 from lightning_grda.cli import CONFIG_DIR, DEFAULT_CONFIG, main
 from lightning_grda.optim.grda import GRDA
@@ -78,9 +78,13 @@ def test_config_trains_a_couple_of_batches(config, tmp_path, monkeypatch):
     assert "test_acc" in trainer.callback_metrics
     assert 0.0 <= float(trainer.callback_metrics["sparsity"]) <= 1.0
     optimizer = trainer.optimizers[0]
-    if config.stem.endswith("_sgd"):
-        assert type(optimizer) is torch.optim.SGD
-        assert optimizer.defaults["momentum"] == 0
-    else:
+    spec = yaml.safe_load(config.read_text()).get("optimizer")
+    if spec is None:  # the model's own GRDA, from its lr/c/mu
         assert isinstance(optimizer, GRDA)
         assert optimizer.defaults["c"] == cli.model.hparams.c > 0
+    else:  # LightningCLI's optimizer replaces it: a baseline
+        assert type(optimizer).__name__ == spec["class_path"].rsplit(".", 1)[1]
+        for key, value in spec["init_args"].items():
+            assert optimizer.defaults[key] == value
+        if config.stem.endswith("_sgd"):  # the paper's SGD baselines: no momentum, no weight decay
+            assert optimizer.defaults["momentum"] == optimizer.defaults["weight_decay"] == 0

@@ -14,6 +14,7 @@ has (ResNet's ``BasicBlock``, ResNet-50 itself) are reused.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -332,17 +333,12 @@ def _resnet50(num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Modul
     return model
 
 
-# name -> (factory(num_classes, in_channels, **kwargs), the architecture's natural number of input channels)
+# name -> (factory(*, num_classes, in_channels, **kwargs), the architecture's natural number of input channels)
 _FACTORIES: dict[str, tuple[Callable[..., nn.Module], int]] = {
-    "digits_cnn": (lambda num_classes, in_channels, **kw: DigitsCNN(num_classes, in_channels, **kw), 1),
-    "vgg16": (lambda num_classes, in_channels, **kw: VGG16(num_classes, in_channels, **kw), 3),
-    "wrn28_10": (
-        lambda num_classes, in_channels, **kw: WideResNet(
-            depth=28, widen_factor=10, num_classes=num_classes, in_channels=in_channels, **kw
-        ),
-        3,
-    ),
-    "resnet20": (lambda num_classes, in_channels, **kw: CifarResNet(20, num_classes, in_channels, **kw), 3),
+    "digits_cnn": (DigitsCNN, 1),
+    "vgg16": (VGG16, 3),
+    "wrn28_10": (partial(WideResNet, depth=28, widen_factor=10), 3),
+    "resnet20": (partial(CifarResNet, depth=20), 3),
     "resnet50": (_resnet50, 3),
 }
 
@@ -393,7 +389,7 @@ def build_backbone(name: str, num_classes: int, in_channels: int | None = None, 
     if in_channels is None:
         in_channels = default_channels
     _check_positive_int("in_channels", in_channels)
-    return factory(num_classes, in_channels, **kwargs)
+    return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 def _quoted(names: Sequence[str]) -> str:
