@@ -13,6 +13,7 @@ in ``<out>.png`` (needs matplotlib: ``pip install -e ".[bench]"``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +34,11 @@ METHODS: dict[str, tuple[str, str, list[str]]] = {
     "l1_no_ft": (
         "one-shot L1, no fine-tuning",
         "digits_l1.yaml",
-        ["--trainer.callbacks.init_args.sparsity={sparsity}", "--trainer.callbacks.init_args.fine_tune=false"],
+        [
+            "--trainer.callbacks.init_args.sparsity={sparsity}",
+            "--trainer.callbacks.init_args.fine_tune=false",
+            "--trainer.callbacks.init_args.epoch=null",
+        ],
     ),
 }
 
@@ -66,6 +71,7 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
     parser.add_argument("--max-epochs", type=int, default=None, help="override every config's max_epochs")
     parser.add_argument("--limit-train-batches", type=float, default=None, help="for a quick smoke run")
     args = parser.parse_args(argv)
+    sys.argv = sys.argv[:1]  # the CLI runs below get their arguments explicitly, not this script's
     extra = []
     if args.max_epochs is not None:
         extra.append(f"--trainer.max_epochs={args.max_epochs}")
@@ -81,6 +87,7 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
         if name == "grda" and sparsity is None:
             sparsity = result["sparsity"]
         results.append((name, result))
+        print(f"RESULT {name}: {result}", flush=True)
 
     table = Table(title=f"Pruning methods on digits (matched target sparsity {sparsity or 0.9:.1%})")
     for column in ("method", "sparsity", "test accuracy", "wall time"):
