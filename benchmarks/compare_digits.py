@@ -114,20 +114,31 @@ def _plot(results: list[tuple[str, dict[str, float]]], path: Path) -> None:
     except ImportError:
         print(f"matplotlib is not installed: no plot written ({path}); pip install -e '.[bench]'")
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in results:
-        ax.scatter(100 * r["sparsity"], 100 * r["test_acc"], s=40)
-        ax.annotate(
-            METHODS[name][0],
-            (100 * r["sparsity"], 100 * r["test_acc"]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    pruned = [(name, r) for name, r in results if r["sparsity"] > 0]
+    dense = [(name, r) for name, r in results if r["sparsity"] == 0]
+    for name, r in dense:  # the unpruned baseline: a reference line, not a point at 0 % sparsity
+        ax.axhline(100 * r["test_acc"], color="grey", linestyle="--", linewidth=1, label=f"{METHODS[name][0]} (dense)")
+    floor = min([100 * r["test_acc"] for _, r in dense] or [100.0]) - 10
+    off_scale = [(name, r) for name, r in pruned if 100 * r["test_acc"] < floor]
+    markers = "o^sDvP*X"
+    for i, (name, r) in enumerate(n_r for n_r in pruned if n_r not in off_scale):
+        ax.scatter(
+            100 * r["sparsity"],
+            100 * r["test_acc"],
+            s=60,
+            marker=markers[i % len(markers)],
+            label=METHODS[name][0],
+            zorder=3,
         )
+    if off_scale:  # e.g. pruning without fine-tuning: far below, listed rather than squashing the axis
+        note = "off scale: " + "; ".join(f"{METHODS[n][0]} {100 * r['test_acc']:.1f} %" for n, r in off_scale)
+        ax.text(0.01, 0.02, note, transform=ax.transAxes, fontsize=8, color="dimgrey")
     ax.set_xlabel("sparsity (% exact zeros, all parameters)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Digits CNN: accuracy against sparsity")
+    ax.set_title("Digits CNN: test accuracy against sparsity")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")

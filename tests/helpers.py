@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -70,3 +71,23 @@ class TinyModule(L.LightningModule):
 def flat_params(module: nn.Module) -> torch.Tensor:
     """All parameters of ``module`` as one flat float64 tensor, for exact comparisons."""
     return torch.cat([p.detach().double().flatten() for p in module.parameters()])
+
+
+def quiet_trainer(root, callbacks=(), max_epochs: int = 1, logger=False, **kwargs) -> L.Trainer:
+    """A silent, deterministic CPU Trainer without validation; it checkpoints only with a ``ModelCheckpoint``."""
+    callbacks = list(callbacks)
+    options = {
+        "default_root_dir": root,
+        "max_epochs": max_epochs,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
+        "logger": logger,
+        "accelerator": "cpu",
+        "deterministic": True,
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
+        "callbacks": callbacks,
+    }
+    options.update(kwargs)
+    return L.Trainer(**options)

@@ -11,7 +11,7 @@ from torch import nn
 
 from lightning_grda.mixin import GRDAMixin, norm_and_bias_parameters
 from lightning_grda.optim.grda import GRDA
-from tests.helpers import TinyModule, TinyNet, flat_params, random_loader
+from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
 
 
 class Pruned(GRDAMixin, TinyModule):
@@ -68,21 +68,7 @@ class PrunedNoHparams(GRDAMixin, NoHparams):
 
 
 def _trainer(tmp_path, **kwargs) -> L.Trainer:
-    options = {
-        "default_root_dir": tmp_path,
-        "max_epochs": 1,
-        "limit_train_batches": 2,
-        "limit_val_batches": 0,
-        "num_sanity_val_steps": 0,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "enable_checkpointing": False,
-        "logger": False,
-        "accelerator": "cpu",
-        "deterministic": True,
-    }
-    options.update(kwargs)
-    return L.Trainer(**options)
+    return quiet_trainer(tmp_path, **{"limit_train_batches": 2, "enable_checkpointing": False, **kwargs})
 
 
 def _defaults(opt: torch.optim.Optimizer) -> tuple[float, float, float]:

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
 from lightning_grda.callbacks.lr_drop import OneTimeLRDrop
-from tests.helpers import TinyModule, flat_params
+from tests.helpers import TinyModule, flat_params, quiet_trainer
 
 # Resumed runs are given only the callbacks under test, not the ModelCheckpoints that wrote the checkpoint.
 pytestmark = pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
@@ -36,20 +36,7 @@ class LRTrace(Callback):
 
 
 def make_trainer(root, callbacks, max_epochs: int = 4, logger=False, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        max_epochs=max_epochs,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-        logger=logger,
-        accelerator="cpu",
-        deterministic=True,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
+    return quiet_trainer(root, callbacks, max_epochs=max_epochs, logger=logger, **kwargs)
 
 
 def fit(root, callbacks, module=None, ckpt_path=None, **kwargs):

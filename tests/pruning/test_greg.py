@@ -24,7 +24,7 @@ from lightning_grda.pruning._masks import (
     select_layers,
 )
 from lightning_grda.pruning.greg import GReg, GRegSchedule, Phase
-from tests.helpers import TinyModule, TinyNet, flat_params, random_loader
+from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
 
 # Resumed runs are given only the callbacks under test, not the ModelCheckpoints that wrote the checkpoint.
 pytestmark = pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
@@ -130,20 +130,7 @@ class RankWriter(Callback):
 
 
 def make_trainer(root, callbacks, max_epochs=4, logger=False, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        max_epochs=max_epochs,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-        logger=logger,
-        accelerator="cpu",
-        deterministic=True,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
+    return quiet_trainer(root, callbacks, max_epochs=max_epochs, logger=logger, **kwargs)
 
 
 def fit(root, callbacks, module=None, ckpt_path=None, **kwargs):

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelPruning
 
 from lightning_grda.pruning._masks import effective, is_pruned
 from lightning_grda.pruning.magnitude import OneShotMagnitudePruning
-from tests.helpers import TinyModule
+from tests.helpers import TinyModule, quiet_trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
 
@@ -46,20 +46,7 @@ class EpochRecorder(Callback):
 def fit(root, callbacks, module=None, ckpt_path=None, max_epochs=3, **kwargs):
     L.seed_everything(0, verbose=False)
     module = module if module is not None else DecayModule()
-    trainer = L.Trainer(
-        default_root_dir=root,
-        max_epochs=max_epochs,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-        logger=False,
-        accelerator="cpu",
-        deterministic=True,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
+    trainer = quiet_trainer(root, callbacks, max_epochs=max_epochs, **kwargs)
     trainer.fit(module, ckpt_path=ckpt_path)
     return module, trainer
 
