@@ -56,13 +56,22 @@ def _dual_dtype(dtype: torch.dtype) -> torch.dtype:
 def _all_finite(grads: Sequence[Tensor]) -> Tensor:
     """A 0-dim bool tensor, False if any entry of any gradient may be NaN or inf. Reads each gradient once, no sync.
 
-    A sum is NaN or inf whenever one of its terms is, and summing is one vectorised pass (torch's max-abs
-    ``_foreach_norm(ord=inf)`` is several times slower on CPU). Half-precision sums accumulate in float32. A sum of
-    finite values can still overflow: callers confirm a False answer element by element before acting on it.
+    A 2-norm (or a sum) is NaN or inf whenever one of its terms is. float32/float64 gradients take one
+    ``torch._foreach_norm`` call for all of them (the reduction ``clip_grad_norm_`` uses; a single C++ loop, where a
+    Python loop of per-tensor reductions costs more than the reading on small models; torch's max-abs ``ord=inf``
+    is several times slower on CPU). Half-precision gradients, whose norms would overflow at 65504, are summed in
+    float32. Finite values can still overflow a norm (above 1e19 in float32): callers confirm a False answer element
+    by element before acting on it. In reverse order, so that the update then starts with the gradients read last,
+    which may still sit in the CPU's cache.
     """
-    sums = [g.sum(dtype=_dual_dtype(g.dtype)) for g in grads]
+    wide = [g for g in reversed(grads) if g.dtype in (torch.float32, torch.float64)]
+    half = [g for g in reversed(grads) if g.dtype not in (torch.float32, torch.float64)]
+    checks = list(torch._foreach_norm(wide, 2.0)) if wide else []
+    checks += [g.sum(dtype=torch.float32) for g in half]
     device = grads[0].device
-    return torch.stack([s.to(device, non_blocking=True) for s in sums]).isfinite().all()
+    if any(c.device != device for c in checks):
+        checks = [c.to(device, non_blocking=True) for c in checks]
+    return torch.stack(checks).isfinite().all()
 
 
 class GRDA(Optimizer):
@@ -115,7 +124,10 @@ class GRDA(Optimizer):
         c: the regularisation strength; larger prunes more (the paper: ``c <= 0.005`` at ImageNet scale).
         mu: the threshold's growth exponent, ``mu > 0`` (the paper uses 0.501 to 0.6; ``mu > 1/2`` for its theory).
         nonfinite: what to do when a gradient holds NaN or inf: ``"raise"``, ``"skip"`` or ``"ignore"``.
-        foreach: use torch's multi-tensor kernels for the dual-average update; ``None`` (default) uses them.
+        foreach: ``True`` uses torch's multi-tensor kernels for the dual-average update; ``False`` the readable
+            single-tensor loop; ``None`` (default) picks the fastest: multi-tensor kernels on accelerators (as torch's
+            own optimizers do), and on CPU a loop that thresholds each tensor right after updating its dual average,
+            while it is still in cache.
         fused: run the dual-average update and the soft threshold as one ``torch.compile``-d kernel per step, which
             reads the gradient and the dual average once and writes the dual average and the weight once.
             It is compiled at the first step (seconds, cached on disk by inductor) and reused while the shapes of
@@ -356,7 +368,9 @@ def grda(
         lr: the learning rate of this step.
         c: the regularisation strength.
         mu: the growth exponent.
-        foreach: use multi-tensor kernels for the dual-average update (``None``: yes).
+        foreach: ``True``: multi-tensor kernels for the dual-average update; ``False``: the readable reference loop;
+            ``None`` (default): multi-tensor kernels on accelerators, and on CPU a loop that thresholds each tensor
+            right after its update, while its dual average is still in cache.
         fused: one compiled kernel for the update and the threshold.
     """
     if not params:
@@ -367,8 +381,10 @@ def grda(
         from lightning_grda.optim._fused import fused_grda_
 
         fused_grda_(params, grads, duals, lr, new_thresholds)
-    elif foreach is None or foreach:
+    elif foreach or (foreach is None and params[0].device.type != "cpu"):
         _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
+    elif foreach is None:
+        _interleaved_grda(params, grads, duals, lr, new_thresholds)
     else:
         _single_tensor_grda(params, grads, duals, lr, new_thresholds)
 
@@ -396,10 +412,27 @@ def _single_tensor_grda(
         p.copy_(softshrink(a, t))
 
 
+def _shrink_into(p: Tensor, a: Tensor, t: float) -> None:
+    """``p = softshrink(a, t)``, written straight into ``p`` when it has the dual average's dtype (no temporary)."""
+    if p.dtype == a.dtype:
+        torch.ops.aten.softshrink.out(a, t, out=p)
+    else:
+        p.copy_(softshrink(a, t))
+
+
+def _interleaved_grda(
+    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
+) -> None:
+    """The CPU path: each tensor's soft threshold right after its update, reading the dual average from cache."""
+    for p, g, a, t in zip(params, grads, duals, thresholds):
+        a.add_(g, alpha=-lr)
+        _shrink_into(p, a, t)
+
+
 def _multi_tensor_grda(
     params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
 ) -> None:
-    """The default path: one multi-tensor add, then the soft threshold written straight into each parameter.
+    """The accelerator path: one multi-tensor add, then the soft threshold written straight into each parameter.
 
     ``softshrink``'s ``out=`` form writes the weight without a temporary when the parameter has the dual average's
     dtype; half-precision parameters take one temporary in float32 and a cast, as the precision requires.
@@ -413,7 +446,4 @@ def _multi_tensor_grda(
         for i in sorted(set(range(len(params))) - set(same)):
             duals[i].add_(grads[i], alpha=-lr)
     for p, a, t in zip(params, duals, thresholds):
-        if p.dtype == a.dtype:
-            torch.ops.aten.softshrink.out(a, t, out=p)
-        else:
-            p.copy_(softshrink(a, t))
+        _shrink_into(p, a, t)

@@ -36,7 +36,7 @@ def random_grads(shape, n, dtype=torch.float64, seed=0, scale=1.0):
     return [scale * torch.randn(shape, generator=gen, dtype=dtype) for _ in range(n)]
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", [None, True, False])
 def test_closed_form_at_constant_lr(foreach):
     n, lr, c, mu = 50, 0.1, 0.5, 0.6
     w0 = torch.randn(40, 30, dtype=torch.float64)
@@ -52,7 +52,7 @@ def test_closed_form_at_constant_lr(foreach):
     assert (p == 0).float().mean() > 0.1  # the threshold really prunes something here
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", [None, True, False])
 def test_matches_reference_loop_across_lr_change(foreach):
     n, c, mu = 60, 0.05, 0.55
     lrs = [0.1] * 30 + [0.01] * 30
@@ -72,7 +72,7 @@ def test_matches_reference_loop_across_lr_change(foreach):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", [None, True, False])
 def test_c_zero_is_sgd_bit_for_bit(dtype, foreach):
     torch.manual_seed(0)
     a = nn.Sequential(nn.Linear(10, 20), nn.Tanh(), nn.Linear(20, 3)).to(dtype)
@@ -89,14 +89,15 @@ def test_c_zero_is_sgd_bit_for_bit(dtype, foreach):
         assert torch.equal(pa, pb)
 
 
-def test_fast_path_equals_readable_loop_float64():
+@pytest.mark.parametrize("foreach", [None, True])
+def test_fast_paths_equal_readable_loop_float64(foreach):
     torch.manual_seed(0)
     shapes = [(7, 5), (5,), (3, 2, 4, 4), (1,)]
     lrs = [0.1] * 10 + [0.02] * 10
     ref = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes]
     fast = [p.detach().clone().requires_grad_() for p in ref]
     o_ref = GRDA(ref, lr=0.1, c=0.03, mu=0.51, foreach=False)
-    o_fast = GRDA(fast, lr=0.1, c=0.03, mu=0.51, foreach=True)
+    o_fast = GRDA(fast, lr=0.1, c=0.03, mu=0.51, foreach=foreach)
     for _i, lr in enumerate(lrs):
         for o in (o_ref, o_fast):
             o.param_groups[0]["lr"] = lr
