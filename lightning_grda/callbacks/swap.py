@@ -55,8 +55,9 @@ class GRDASwap(Callback):
     Resuming: the callback holds no state; the GRDA state (dual averages, step counts, thresholds) is in the
     checkpoint's optimizer states, which Lightning loads into the swapped optimizers, so
     ``trainer.fit(model, ckpt_path=...)`` continues exactly. A checkpoint whose optimizer states are not gRDA's
-    (written without this callback) is refused with a clear error at load: to prune from those weights, fine-tune
-    (load the weights, fit without ``ckpt_path``); the dual average then starts at the loaded weights.
+    (written without this callback) is refused by ``GRDA.load_state_dict`` with a clear error: to prune from those
+    weights, fine-tune (load the weights, fit without ``ckpt_path``); the dual average then starts at the loaded
+    weights.
 
     Args:
         c: the regularisation strength, ``c >= 0`` (the paper: ``c <= 0.005`` at ImageNet scale).
@@ -96,23 +97,6 @@ class GRDASwap(Callback):
         return self._generate_state_key(
             c=self.c, mu=self.mu, lr=self.lr, exempt_norm_and_bias=self.exempt_norm_and_bias
         )
-
-    @override
-    def on_load_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        # Called with `ckpt_path` before the optimizer states are restored; torch would load another optimizer's
-        # state into GRDA without complaint and the first step would fail on a missing key.
-        for i, state in enumerate(checkpoint.get("optimizer_states", [])):
-            groups = state.get("param_groups", [])
-            if any("c" not in group or "mu" not in group for group in groups):
-                keys = sorted({key for group in groups for key in group if key != "params"})
-                raise ValueError(
-                    f"Invalid ckpt_path: {trainer.ckpt_path!r} holds optimizer state {i} of an optimizer that is not "
-                    f"GRDA (param group keys {keys}), which GRDASwap cannot resume. To prune from these weights, "
-                    "fine-tune: load them (`Model.load_from_checkpoint(path)`) and call `trainer.fit(model)` without "
-                    "ckpt_path."
-                )
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
