@@ -152,6 +152,16 @@ class VGG16(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def _init_residual(module: nn.Module) -> None:
+    """He initialisation for the convolutions of a residual network (as torchvision's ResNet), unit batch norms."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class _WideBasicBlock(nn.Module):
     """Pre-activation basic block of a Wide ResNet: ``BN-ReLU-conv3x3-BN-ReLU-dropout-conv3x3`` plus a shortcut.
 
@@ -223,14 +233,8 @@ class WideResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = groups
         self.bn = nn.BatchNorm2d(in_planes)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        _init_residual(self)
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(batch, num_classes)`` for images of shape ``(batch, in_channels, H, W)``."""
@@ -308,12 +312,7 @@ class CifarResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
         self.fc = nn.Linear(64, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        _init_residual(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(batch, num_classes)`` for images of shape ``(batch, in_channels, H, W)``."""
