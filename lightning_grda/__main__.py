@@ -1,6 +1,6 @@
 """``python -m lightning_grda``: the ``lightning-grda`` command."""
 
-from lightning_grda.cli import main
+from lightning_grda.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -13,7 +13,7 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
-__all__ = ["DEFAULT_CONFIG", "CONFIG_DIR", "GRDACLI", "main"]
+__all__ = ["CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The folder of the shipped configs (``configs/`` in the repository is a link to it)."""
@@ -75,3 +75,12 @@ def main(args: list[str] | None = None, run: bool = True) -> GRDACLI:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=True,
     )
+
+
+def run() -> None:
+    """The console script and ``python -m lightning_grda``: :func:`main` on ``sys.argv``, exiting 0 on success.
+
+    (A console script exits with whatever its function returns, so it cannot be :func:`main`, which returns the
+    LightningCLI object.)
+    """
+    main()

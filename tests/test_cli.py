@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -80,7 +81,17 @@ def test_missing_dataset_says_where_to_put_it(tmp_path, monkeypatch):
         main([*args, "--model.init_args.backbone=resnet20"])
 
 
-def test_module_and_console_script_entry_points():
+def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "lightning_grda", "--help"], capture_output=True, text=True, check=True)
     assert "fit" in out.stdout
     assert "validate" in out.stdout
+
+
+@pytest.mark.slow
+def test_console_script_runs_the_default_job_and_exits_0(tmp_path):
+    script = Path(sys.executable).with_name("lightning-grda")
+    assert script.exists(), "the package's console script is not installed next to this Python"
+    out = subprocess.run([str(script), "fit", *QUICK], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "test_acc" in out.stdout
+    assert "Sparsity at the end of fit" in out.stdout
