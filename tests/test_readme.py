@@ -1,9 +1,12 @@
 """README's commands and examples are the real ones: CI runs its test line, and every Python block runs here."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from lightning_grda.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -29,3 +32,33 @@ def test_every_python_example_is_tested():
 def test_python_example_runs(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+CLI_LINES = [
+    line.split("  #")[0].strip()
+    for lang, code in BLOCKS
+    if lang == "bash"
+    for line in code.splitlines()
+    if line.startswith("lightning-grda ")
+]
+CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.sync_batchnorm=false"]
+
+
+def test_readme_shows_cli_examples():
+    assert len(CLI_LINES) >= 5
+
+
+@pytest.mark.parametrize("line", CLI_LINES)
+def test_cli_example_parses_and_instantiates(line, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)  # the examples name configs/ relative to the repository
+    subcommand, *args = shlex.split(line)[1:]
+    assert subcommand == "fit"
+    if "--print_config" in args:
+        with pytest.raises(SystemExit) as exit_info:
+            main([subcommand, *args])
+        assert exit_info.value.code in (0, None)
+        assert "seed_everything" in capsys.readouterr().out
+        return
+    cli = main([*args, *CPU], run=False)  # parse and build everything, train nothing
+    assert cli.model is not None
+    assert cli.datamodule is not None
