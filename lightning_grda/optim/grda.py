@@ -165,10 +165,9 @@ class GRDA(Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a parameter group, checking the group's own ``lr``, ``c`` and ``mu`` (see :class:`GRDA`)."""
+        """Add a parameter group, checking the group's own ``lr``, ``c`` and ``mu`` first (see :class:`GRDA`)."""
+        _check_hyperparameters(*(param_group.get(key, self.defaults[key]) for key in ("lr", "c", "mu")))
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        _check_hyperparameters(group["lr"], group["c"], group["mu"])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -186,7 +185,7 @@ class GRDA(Optimizer):
         """
         out = []
         for group in self.param_groups:
-            ts = [self.state[p]["threshold"] for p in group["params"] if "threshold" in self.state[p]]
+            ts = [self.state[p]["threshold"] for p in group["params"] if "threshold" in self.state.get(p, {})]
             out.append(float(torch.stack(ts).max()) if ts else 0.0)
         return out
 
@@ -295,7 +294,7 @@ class GRDA(Optimizer):
         names = ""
         if checked and not bool(_all_finite([g for *_, grads in checked for g in grads])):
             names = self._describe_nonfinite(checked)
-        if names:  # empty when the quick check only saw a finite sum overflow
+        if names:  # empty when the quick check only saw a finite norm (or sum) overflow
             if any(group["nonfinite"] == "raise" for group, *_ in checked):
                 raise FloatingPointError(
                     f"GRDA: non-finite gradient in {names}; the step was not taken. Pass nonfinite='skip' to "

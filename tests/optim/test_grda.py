@@ -347,6 +347,16 @@ def test_per_group_hyperparameters():
 def test_group_thresholds_before_any_step():
     opt = GRDA([{"params": [torch.zeros(2, requires_grad=True)]}, {"params": [torch.zeros(2, requires_grad=True)]}])
     assert opt.group_thresholds() == [0.0, 0.0]
+    assert len(opt.state) == 0  # reading thresholds creates no state
+
+
+def test_an_invalid_param_group_is_refused_before_it_is_added():
+    opt = GRDA([torch.zeros(2, requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match=r"Invalid mu: 0"):
+        opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "mu": 0})
+    assert len(opt.param_groups) == 1
+    opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "c": 0.0})  # defaults fill the rest
+    assert opt.param_groups[1]["lr"] == 0.1
 
 
 def test_threshold_increment_telescopes_to_closed_form():
