@@ -43,6 +43,7 @@ __all__ = ["GReg", "GRegSchedule", "Phase"]
 class Phase(IntEnum):
     """The phases of GReg, as logged under ``greg/phase``."""
 
+    WARM_UP = -1  #: ``warmup_steps`` of plain training before the schedule starts: no pick, no penalty
     PICK = 0  #: GReg-2 only: a uniform penalty grows on all weights; at its end the weights are re-picked by magnitude
     GROW = 1  #: the penalty on the picked weights grows by ``delta`` every ``update_interval`` steps to ``ceiling``
     HOLD = 2  #: the penalty stays at ``ceiling`` for ``hold_steps`` steps
@@ -235,6 +236,9 @@ class GReg(Callback):
         layers: which layers' weights to prune (default: every ``Conv2d`` and ``Linear``): a module class, a name
             regex (:func:`re.search` on qualified names such as ``"net.fc1"``) or class name, or a list of those.
             An entry that matches nothing is an error at ``setup``.
+        warmup_steps: optimizer steps of plain training before the schedule starts, ``>= 0``. GReg is meant for a
+            trained network (the paper starts from pretrained weights): from a random initialisation, give enough
+            steps for the magnitudes that pick the pruned weights to mean something, or start from a checkpoint.
         make_permanent: at the end of fitting, bake the masks into the weights (``torch.nn.utils.prune.remove``).
             Checkpoints written during fitting keep the masks either way.
         print_table: print the per-layer table at the end of fitting (rank zero).
@@ -264,6 +268,7 @@ class GReg(Callback):
         pick_delta: float = 1e-4,
         pick_ceiling: float = 1e-2,
         layers: LayerSpec = None,
+        warmup_steps: int = 0,
         make_permanent: bool = False,
         print_table: bool = True,
     ) -> None:
@@ -278,6 +283,8 @@ class GReg(Callback):
         _check_int("hold_steps", hold_steps, 0)
         _check_number("pick_delta", pick_delta, 0.0)
         _check_number("pick_ceiling", pick_ceiling, 0.0, ceiling if variant == 2 else math.inf)
+        _check_int("warmup_steps", warmup_steps, 0)
+        self.warmup_steps = warmup_steps
         self.layers = check_layers(layers)
         self.variant = variant
         self.sparsity = float(sparsity)
@@ -299,6 +306,7 @@ class GReg(Callback):
         self._hooks: list[Any] = []
         self._keeper = MaskKeeper([])
         self._picked_cast: dict[str, Tensor] = {}  # picked masks in each parameter's dtype and device
+        self._in_optimizer: dict[int, set[int]] = {}  # ids of each optimizer's parameters, by optimizer id
 
     @property
     @override
@@ -335,15 +343,17 @@ class GReg(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._picked_cast = {}
+        self._in_optimizer = {}
         if self.pruned and not all(is_pruned(t.module, t.name) for t in self._targets):
             self._apply_masks()  # callback state says pruned but the module's masks were not restored
         self._keeper.attach(trainer.optimizers)
         if not self.pruned:
             start = self.start_step if self.start_step is not None else trainer.global_step
+            prune_at = start + self.warmup_steps + self.schedule.prune_step
             total = trainer.estimated_stepping_batches
-            if total != float("inf") and start + self.schedule.prune_step >= total:
+            if total != float("inf") and prune_at >= total:
                 rank_zero_warn(
-                    f"{self.name} will never prune: it prunes at optimizer step {start + self.schedule.prune_step} "
+                    f"{self.name} will never prune: it prunes at optimizer step {prune_at} "
                     f"but training stops after {int(total)} steps (max_steps={trainer.max_steps}, "
                     f"max_epochs={trainer.max_epochs})."
                 )
@@ -354,14 +364,26 @@ class GReg(Callback):
     ) -> None:
         if self.start_step is None:
             self.start_step = trainer.global_step
-        step = trainer.global_step - self.start_step
-        phase = self.schedule.phase_at(step)
-        if not self.picked and (phase != Phase.PICK):
-            self._pick(trainer.global_step)
-        if phase >= Phase.PRUNE and not self.pruned:
-            self._apply_masks()
-            self.pruned_at_step = trainer.global_step
-        self.penalty = self.schedule.lambda_at(step)
+        step = trainer.global_step - self.start_step - self.warmup_steps
+        if self.pruned and trainer.global_step != self.pruned_at_step:
+            # After the prune step, and in a second `fit` to fine-tune more: the masks hold, the schedule is over.
+            phase, self.penalty = Phase.FINE_TUNE, 0.0
+        elif trainer.global_step < self.start_step:
+            raise RuntimeError(
+                f"{self.name} started at optimizer step {self.start_step} but training is at step "
+                f"{trainer.global_step}, before it (a new Trainer?): use a new {self.name} for a new run, or resume "
+                "the old one with `ckpt_path`."
+            )
+        elif step < 0:
+            phase, self.penalty = Phase.WARM_UP, 0.0
+        else:
+            phase = self.schedule.phase_at(step)
+            if not self.picked and (phase != Phase.PICK):
+                self._pick(trainer.global_step)
+            if phase >= Phase.PRUNE and not self.pruned:
+                self._apply_masks()
+                self.pruned_at_step = trainer.global_step
+            self.penalty = self.schedule.lambda_at(step)
         if phase != self.phase:
             self._announce(phase, trainer.global_step)
         self.phase = phase
@@ -374,12 +396,17 @@ class GReg(Callback):
     ) -> None:
         if not self.penalty or self.phase is None or self.phase >= Phase.PRUNE:
             return
-        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        in_optimizer = self._in_optimizer.get(id(optimizer))
+        if in_optimizer is None:
+            in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            self._in_optimizer[id(optimizer)] = in_optimizer
         with torch.no_grad():
             for target in self._targets:
                 param = trainable(target.module, target.name)
                 if id(param) not in in_optimizer:
                     continue
+                if self.phase == Phase.PICK and target.name != "weight":
+                    continue  # GReg-2's uniform penalty is on the weights; filter biases follow the re-pick
                 if param.grad is None:
                     param.grad = torch.zeros_like(param)
                 if self.phase == Phase.PICK:  # GReg-2's uniform penalty on all weights
@@ -501,8 +528,10 @@ class GReg(Callback):
 
     def _announce(self, phase: Phase, global_step: int) -> None:
         s = self.schedule
-        start = self.start_step or 0
-        if phase == Phase.PICK:
+        start = (self.start_step or 0) + self.warmup_steps
+        if phase == Phase.WARM_UP:
+            what = f"plain training until step {start}, then the weights to prune are picked from the trained ones"
+        elif phase == Phase.PICK:
             what = (
                 f"a uniform penalty on all weights grows by {s.pick_delta:g} every {s.update_interval} steps to "
                 f"{s.pick_ceiling:g} (until step {start + s.pick_steps})"

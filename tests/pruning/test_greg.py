@@ -526,3 +526,50 @@ def test_ddp_ranks_pick_and_mask_identically(tmp_path):
     assert r0["penalties"] == r1["penalties"]
     assert r0["penalties"] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.0, 0.0]
     assert torch.equal(r0["params"], r1["params"])
+
+
+def test_warmup_delays_the_pick_and_the_whole_schedule(tmp_path):
+    warm = 8
+    greg = GReg(**SMALL, warmup_steps=warm, print_table=False)
+    trace = Trace(greg)
+    _, trainer = fit(tmp_path, [greg, trace], max_epochs=4)
+    s = greg.schedule
+    assert trainer.global_step == 32
+    expected = {i: (int(Phase.WARM_UP), 0.0) for i in range(warm)}
+    expected |= {i: (int(s.phase_at(i - warm)), s.lambda_at(i - warm)) for i in range(warm, 32)}
+    assert trace.steps == expected
+    assert greg.picked_at_step == warm  # picked from weights trained for `warm` steps, not from the init
+    assert trace.masked_at == greg.pruned_at_step == warm + s.prune_step
+    for step in range(warm):  # no penalty during the warm-up: the gradients are the loss's alone
+        assert trace.steps[step][1] == 0.0
+
+
+def test_a_second_fit_of_a_pruned_greg_only_fine_tunes(tmp_path):
+    greg = GReg(**SMALL, print_table=False)
+    module, _ = fit(tmp_path / "a", [greg], max_epochs=3)
+    assert greg.pruned_at_step == 20
+    trace, zeros = Trace(greg), ZeroCheck()
+    fit(tmp_path / "b", [greg, trace, zeros], module=module, max_epochs=2)
+    assert set(trace.steps.values()) == {(int(Phase.FINE_TUNE), 0.0)}  # no penalty on the pruned model again
+    assert zeros.checked > 0  # and the masks held through the second fit
+
+
+def test_reusing_an_unpruned_greg_on_a_new_trainer_is_refused(tmp_path):
+    greg = GReg(**SMALL, print_table=False)
+    module, _ = fit(tmp_path / "a", [greg], max_epochs=1)  # 8 steps: growing, not pruned yet
+    assert not greg.pruned
+    greg.start_step = 5  # as if it had started mid-run: a new Trainer starts at step 0, before it
+    with pytest.raises(RuntimeError, match=r"started at optimizer step 5 but training is at step 0"):
+        fit(tmp_path / "b", [greg], module=module, max_epochs=1)
+
+
+def test_greg2_uniform_penalty_leaves_filter_biases_alone(tmp_path):
+    greg = GReg(**SMALL2, granularity="filter", layers=list(LAYERS), print_table=False)
+    grads = LossGrads()
+    trace = Trace(greg)
+    fit(tmp_path, [grads, greg, trace], max_epochs=2)
+    assert greg.schedule.pick_steps == 9
+    for step in range(greg.schedule.pick_steps):
+        for name in ("net.fc1.bias", "net.fc2.bias"):
+            assert torch.equal(trace.grads[step][name], grads.grads[step][name])
+        assert not torch.equal(trace.grads[step]["net.fc1.weight"], grads.grads[step]["net.fc1.weight"])
