@@ -83,6 +83,13 @@ class OneTimeLRDrop(Callback):
         return f"epoch {self.epoch}" if self.epoch is not None else f"step {self.step}"
 
     @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Every fit builds its optimizers afresh from `configure_optimizers`: nothing dropped yet. A resumed fit gets
+        # its state back from the checkpoint after this (Lightning restores callbacks after `setup`).
+        if stage == "fit":
+            self.dropped, self.dropped_at_epoch, self.dropped_at_step = False, None, None
+
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         remove_lr_schedulers(trainer, owner=type(self).__name__)
         if self.dropped:  # state loaded before fit start: nothing left to check

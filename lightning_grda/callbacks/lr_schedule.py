@@ -120,6 +120,13 @@ class HoldDecayLR(Callback):
         )
 
     @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # A new fit records the learning rates its own optimizers start from; a resumed fit gets the recorded ones
+        # back from the checkpoint after this (Lightning restores callbacks after `setup`).
+        if stage == "fit":
+            self.base_lrs = None
+
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         others = [type(cb).__name__ for cb in trainer.callbacks if cb is not self and isinstance(cb, _LR_OWNERS)]
         if others:

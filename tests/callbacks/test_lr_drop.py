@@ -262,3 +262,12 @@ def test_resume_at_step_with_grda(tmp_path):
         assert drop.dropped_at_step == 6
         assert torch.equal(flat_params(module), flat_params(ref_module))
         assert trainer.optimizers[0].group_thresholds() == ref_trainer.optimizers[0].group_thresholds()
+
+
+def test_a_reused_instance_drops_again_in_a_new_fit(tmp_path):
+    drop = OneTimeLRDrop(epoch=1, factor=0.1)
+    fit(tmp_path / "a", [drop], max_epochs=2)
+    assert drop.dropped
+    _, trainer, _ = fit(tmp_path / "b", [drop], max_epochs=2)  # a new module: its optimizer starts at 0.1 again
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01)
+    assert drop.dropped_at_epoch == 1

@@ -150,3 +150,11 @@ def test_resume_matches_uninterrupted_run(tmp_path, reference, ckpt):
     assert trace == {s: ref_trace[s] for s in trace}
     assert max(trace) == max(ref_trace)
     assert torch.equal(flat_params(module), ref_params)
+
+
+def test_a_reused_instance_records_the_new_runs_learning_rates(tmp_path):
+    schedule = HoldDecayLR()
+    fit(tmp_path / "a", [schedule], max_epochs=2)
+    assert schedule.base_lrs == [[0.1]]
+    fit(tmp_path / "b", [schedule], module=TinyModule(lr=0.5, n=32), max_epochs=2)
+    assert schedule.base_lrs == [[0.5]]
