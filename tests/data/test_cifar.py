@@ -140,8 +140,13 @@ def test_val_carve_out_is_seeded_and_disjoint(tmp_path):
         dm.setup("fit")
         assert len(dm.train_set) == 14
         assert len(dm.val_set) == 6
-        x, _ = dm.val_set[0]
-        assert x.shape == (3, 32, 32)  # the eval transform applies to the carve-out
+        # The eval transform applies to the carve-out: every pixel of these flat images keeps its colour, where the
+        # train transform's padded random crop would put padding on the borders of nearly every image.
+        torch.manual_seed(0)
+        for i in range(len(dm.val_set)):
+            x, y = dm.val_set[i]
+            colour = _expected_center(torch.tensor([y]), CIFAR10_MEAN, CIFAR10_STD)[0]
+            torch.testing.assert_close(x, colour[:, None, None].expand(3, 32, 32), rtol=0, atol=1e-5)
         return dm.train_set.dataset.indices, dm.val_set.dataset.indices
 
     train, val = split(seed=0)

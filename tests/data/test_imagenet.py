@@ -99,3 +99,31 @@ def test_num_classes_is_checked_against_the_tree(tree):
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ImageNetDataModule(root=tmp_path, **kwargs)
+
+
+def test_train_is_a_random_crop_and_flip_and_eval_the_centre_crop(tmp_path):
+    """On a left-to-right ramp: eval is Resize(20) + CenterCrop(16), every time; train varies and sometimes flips."""
+    from torchvision.transforms.v2 import functional as F
+
+    ramp = np.tile(np.linspace(0, 255, 48).astype(np.uint8), (40, 1))
+    image = Image.fromarray(np.stack([ramp] * 3, axis=-1))
+    for split in ("train", "val"):
+        for name in CLASSES:
+            (tmp_path / split / name).mkdir(parents=True)
+            image.save(tmp_path / split / name / "ramp.png")  # lossless, so the expected values are exact
+    dm = ImageNetDataModule(root=tmp_path, batch_size=1, num_workers=0, num_classes=2, image_size=16, resize=20)
+    dm.setup("fit")
+
+    expected = F.center_crop(F.resize(F.to_image(image), [20]), [16])
+    expected = F.normalize(F.to_dtype(expected, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        torch.testing.assert_close(dm.val_set[0][0], expected, rtol=0, atol=1e-6)
+
+    crops = []
+    for seed in range(12):
+        torch.manual_seed(seed)
+        crops.append(dm.train_set[0][0])
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])  # a random crop
+    slopes = [float(c[0, :, -1].mean() - c[0, :, 0].mean()) for c in crops]
+    assert min(slopes) < 0 < max(slopes)  # some are flipped: the ramp then falls from left to right
