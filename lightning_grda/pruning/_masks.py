@@ -23,6 +23,7 @@ On top of torch's pruning this module adds what training with masks needs:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,6 +72,22 @@ class Target(NamedTuple):
     key: str
     module: nn.Module
     name: str
+
+
+def check_number(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = True) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``low < value < high`` (``<=`` at ``low`` if not ``low_open``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value < high
+    if not ok:
+        bound = f"{low:g} {'<' if low_open else '<='} {name}" + (f" < {high:g}" if high != math.inf else "")
+        raise ValueError(f"Invalid {name}: {value!r}; expected {bound}")
+
+
+def check_int(name: str, value: Any, low: int) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` (not a ``bool``) ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"Invalid {name}: {value!r}; expected an integer >= {low}")
 
 
 def check_layers(layers: Any) -> tuple[str | type, ...] | None:

@@ -25,7 +25,9 @@ from lightning_grda.pruning._masks import (
     PruningRow,
     Target,
     apply_mask,
+    check_int,
     check_layers,
+    check_number,
     is_pruned,
     layer_names,
     make_pruning_permanent,
@@ -150,20 +152,6 @@ class GRegSchedule:
         return self.ceiling if phase == Phase.HOLD else 0.0
 
 
-def _check_number(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value < high
-    if not ok:
-        bound = f"{low:g} {'<' if low_open else '<='} {name}" + (f" < {high:g}" if high != math.inf else "")
-        raise ValueError(f"Invalid {name}: {value!r}; expected {bound}")
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"Invalid {name}: {value!r}; expected an integer >= {low}")
-
-
 class GReg(Callback):
     r"""Prune while training with GReg: grow an L2 penalty on the weights to prune, then mask them and fine-tune.
 
@@ -274,16 +262,16 @@ class GReg(Callback):
     ) -> None:
         if isinstance(variant, bool) or not isinstance(variant, int) or variant not in (1, 2):
             raise ValueError(f"Invalid variant: {variant!r}; expected 1 (GReg-1) or 2 (GReg-2)")
-        _check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
+        check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
         if granularity not in ("weight", "filter"):
             raise ValueError(f"Invalid granularity: {granularity!r}; expected 'weight' or 'filter'")
-        _check_number("delta", delta, 0.0)
-        _check_int("update_interval", update_interval, 1)
-        _check_number("ceiling", ceiling, 0.0)
-        _check_int("hold_steps", hold_steps, 0)
-        _check_number("pick_delta", pick_delta, 0.0)
-        _check_number("pick_ceiling", pick_ceiling, 0.0, ceiling if variant == 2 else math.inf)
-        _check_int("warmup_steps", warmup_steps, 0)
+        check_number("delta", delta, 0.0)
+        check_int("update_interval", update_interval, 1)
+        check_number("ceiling", ceiling, 0.0)
+        check_int("hold_steps", hold_steps, 0)
+        check_number("pick_delta", pick_delta, 0.0)
+        check_number("pick_ceiling", pick_ceiling, 0.0, ceiling if variant == 2 else math.inf)
+        check_int("warmup_steps", warmup_steps, 0)
         self.warmup_steps = warmup_steps
         self.layers = check_layers(layers)
         self.variant = variant

@@ -24,7 +24,9 @@ from lightning_grda.pruning._masks import (
     PruningRow,
     Target,
     apply_mask,
+    check_int,
     check_layers,
+    check_number,
     is_pruned,
     layer_names,
     make_pruning_permanent,
@@ -35,7 +37,6 @@ from lightning_grda.pruning._masks import (
     same_parameter_order,
     select_layers,
 )
-from lightning_grda.pruning.greg import _check_int, _check_number
 
 __all__ = ["OneShotMagnitudePruning"]
 
@@ -97,13 +98,13 @@ class OneShotMagnitudePruning(ModelPruning):
         make_permanent: bool = False,
         print_table: bool = True,
     ) -> None:
-        _check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
+        check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
         if granularity not in ("weight", "filter"):
             raise ValueError(f"Invalid granularity: {granularity!r}; expected 'weight' or 'filter'")
         if fine_tune:
             if epoch is None:
                 raise ValueError("Invalid epoch: None; with fine_tune=True, give the 0-based epoch to prune at")
-            _check_int("epoch", epoch, 0)
+            check_int("epoch", epoch, 0)
         elif epoch is not None:
             raise ValueError(f"Invalid epoch: {epoch!r}; with fine_tune=False pruning is at the last epoch: give None")
         layers = check_layers(layers)
