@@ -21,6 +21,7 @@ def test_bench_optimizer_prints_ratios(capsys):
     out = capsys.readouterr().out
     assert "SGD(momentum=0.9)" in out
     assert "GRDA" in out
+    assert "check only (one read of every gradient)" in out
 
 
 def test_bench_training_prints_ratios(capsys):

@@ -414,7 +414,9 @@ def _single_tensor_grda(
 def _shrink_into(p: Tensor, a: Tensor, t: float) -> None:
     """``p = softshrink(a, t)``, written straight into ``p`` when it has the dual average's dtype (no temporary)."""
     if p.dtype == a.dtype:
-        torch.ops.aten.softshrink.out(a, t, out=p)
+        # torch._C._nn.softshrink is what F.softshrink calls; it takes out= (F.softshrink does not) and costs a
+        # third less per call than torch.ops.aten.softshrink.out, which matters for the many small tensors.
+        torch._C._nn.softshrink(a, t, out=p)
     else:
         p.copy_(softshrink(a, t))
 
