@@ -14,17 +14,27 @@ What is counted, for a module:
 
 Counting is batched: one reduction per tensor, the per-tensor counts stacked into one tensor, and a single transfer to
 the host (one ``.tolist()``) per report, however many parameters there are.
+
+Sharded parameters (``DTensor``, as FSDP2's ``fully_shard`` and Lightning's ``ModelParallelStrategy`` make them)
+are counted exactly: each rank counts its own shards, and the counts are summed over the mesh dimensions that shard
+them, with one ``all_reduce`` per mesh and set of sharded dimensions. Sizes and shapes are the full tensor's. This
+is a collective: with sharded parameters, every rank of the mesh must make the same call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from rich.table import Table
 from torch import Tensor, nn
+
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # a torch built without distributed support has no sharded tensors to count
+    DTensor = None
 
 __all__ = [
     "SparsityReport",
@@ -42,7 +52,8 @@ def zero_counts(tensors: Sequence[Tensor], device: torch.device | str | None = N
     """The number of exact zeros in each tensor, as one int64 tensor, without a host sync per tensor.
 
     Each count is computed on its tensor's device; the counts are gathered on ``device`` (default: the first tensor's
-    device), so the caller can read them all with a single ``.tolist()``.
+    device), so the caller can read them all with a single ``.tolist()``. A sharded ``DTensor`` is counted over all
+    its shards, with a collective across the ranks that hold them (see the module docstring).
 
     Args:
         tensors: The tensors to count, on any devices.
@@ -61,8 +72,38 @@ def zero_counts(tensors: Sequence[Tensor], device: torch.device | str | None = N
     if not len(tensors):
         return torch.zeros(0, dtype=torch.int64, device=device)
     # torch.count_nonzero is one kernel and allocates no boolean mask; zeros = numel - nonzeros for all at once.
-    nonzeros = torch.stack([torch.count_nonzero(t).to(device) for t in tensors])
+    # A DTensor's numel is the full tensor's; its local shard is counted, then summed across the shards.
+    nonzeros = torch.stack([torch.count_nonzero(_local(t)).to(device) for t in tensors])
+    nonzeros = _sum_over_shards(tensors, nonzeros)
     return torch.tensor([t.numel() for t in tensors], dtype=torch.int64, device=device) - nonzeros
+
+
+def _local(t: Tensor) -> Tensor:
+    """The part of ``t`` this rank holds: a DTensor's local shard, or ``t`` itself."""
+    return t.to_local() if DTensor is not None and isinstance(t, DTensor) else t
+
+
+def _sum_over_shards(tensors: Sequence[Tensor], nonzeros: Tensor) -> Tensor:
+    """Sum each sharded DTensor's local count over the mesh dimensions that shard it (replicas are not summed).
+
+    One ``all_reduce`` per (mesh, sharded dimension): tensors sharded alike share it. Every rank iterates the
+    tensors in the same order, so the collectives match across ranks.
+    """
+    if DTensor is None:
+        return nonzeros
+    groups: dict[tuple[Any, tuple[int, ...]], list[int]] = {}
+    for i, t in enumerate(tensors):
+        if isinstance(t, DTensor):
+            dims = tuple(d for d, placement in enumerate(t.placements) if placement.is_shard())
+            if dims:
+                groups.setdefault((t.device_mesh, dims), []).append(i)
+    for (mesh, dims), indices in groups.items():
+        index = torch.tensor(indices, device=nonzeros.device)
+        part = nonzeros[index].to(mesh.device_type)  # the collective runs on the mesh's device (gloo: CPU)
+        for d in dims:
+            torch.distributed.all_reduce(part, group=mesh.get_group(d))
+        nonzeros = nonzeros.index_copy(0, index, part.to(nonzeros.device))
+    return nonzeros
 
 
 def tensor_sparsity(tensor: Tensor) -> float:

@@ -208,3 +208,62 @@ def test_report_table():
 def test_dtypes(dtype):
     t = torch.tensor([0.0, 2.0, 0.0, -0.0], dtype=dtype)
     assert zero_counts([t]).tolist() == [3]
+
+
+def _count_sharded(rank: int, port: int, out: str) -> None:
+    """One of two gloo ranks: counts over DTensors sharded across both, and over a module sharded by FSDP2."""
+    import os
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        mesh = init_device_mesh("cpu", (2,))
+        full = sharded_examples()
+        placements = [[Shard(0)], [Shard(0)], [Shard(1)], [Replicate()]]
+        dtensors = [distribute_tensor(t, mesh, p) for t, p in zip(full, placements)]
+        counts = zero_counts(dtensors).tolist()
+        net = sparse_tinynet()
+        fully_shard(net.fc1, mesh=mesh)
+        fully_shard(net, mesh=mesh)
+        report = sparsity_report(net)
+        table = [tuple(row) for row in report.rows]
+        local_shapes = [tuple(p.to_local().shape) for p in net.parameters()]
+        torch.save({"counts": counts, "rows": table, "local_shapes": local_shapes}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def sharded_examples() -> list[torch.Tensor]:
+    """Tensors with known zeros whose shards hold different counts; one splits unevenly (3 rows over 2 ranks)."""
+    a = torch.arange(24.0).reshape(6, 4) % 3  # zeros wherever the value is a multiple of 3
+    b = torch.tensor([[0.0, 1.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 0.0, 0.0]])
+    c = torch.zeros(4, 6)
+    c[:, :2] = 1.0  # every zero in the second half of dim 1
+    d = torch.tensor([0.0, 0.0, 5.0])  # replicated: counted once, not once per rank
+    return [a, b, c, d]
+
+
+@pytest.mark.slow
+def test_sharded_dtensors_are_counted_over_all_shards(tmp_path):
+    import socket
+
+    from torch import multiprocessing
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    multiprocessing.spawn(_count_sharded, args=(port, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    expected = [loop_zeros(t) for t in sharded_examples()]
+    assert expected == [8, 10, 16, 2]
+    truth = sparsity_report(sparse_tinynet())
+    for r in ranks:
+        assert r["counts"] == expected
+        assert r["rows"] == [tuple(row) for row in truth.rows]  # full names, shapes and sizes; exact zeros
+    # The ranks really held different pieces (fc2's 3 rows split 2 + 1), so the sums were needed.
+    assert ranks[0]["local_shapes"] != ranks[1]["local_shapes"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from rich.console import Console
 from typing_extensions import override
 
@@ -41,7 +41,9 @@ class SparsityMonitor(Callback):
 
     Under DDP the parameters are identical on every rank, so every rank logs the same values; step-level values are
     not reduced, epoch-level values are reduced with ``max`` (exact for identical values, and it keeps Lightning from
-    warning about ``sync_dist``).
+    warning about ``sync_dist``). Under FSDP2 (``fully_shard``, e.g. in Lightning's ``ModelParallelStrategy``) each
+    rank counts its shards and the counts are summed across ranks (see :mod:`lightning_grda.sparsity`), so again
+    every rank logs the exact global values.
 
     No state is saved in checkpoints: everything is derived from the model and the optimizer.
 
@@ -138,12 +140,10 @@ class SparsityMonitor(Callback):
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.print_table:
-            self._print_table(pl_module)
-
-    @staticmethod
-    @rank_zero_only
-    def _print_table(pl_module: pl.LightningModule) -> None:
-        Console().print(sparsity_report(pl_module).to_table(title="Sparsity at the end of fit"))
+            # Counted on every rank (sharded parameters make counting a collective), printed on rank zero.
+            report = sparsity_report(pl_module)
+            if trainer.is_global_zero:
+                Console().print(report.to_table(title="Sparsity at the end of fit"))
 
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: SparsityReport, on_step: bool) -> None:
         metrics = {"sparsity": report.sparsity}

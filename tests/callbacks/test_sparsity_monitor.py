@@ -231,3 +231,106 @@ def test_test_and_validate_report_the_sparsity_of_the_evaluated_weights(tmp_path
     assert trainer.callback_metrics["sparsity"].item() == pytest.approx(expected)
     (results,) = trainer.validate(model, dataloaders=model.val_dataloader(), verbose=False)
     assert results["sparsity"] == pytest.approx(expected)
+
+
+FSDP2_SCRIPT = """
+import sys
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.fsdp import fully_shard
+
+from lightning_grda import GRDAMixin, SparsityMonitor
+from tests.helpers import TinyModule
+
+out = sys.argv[1]
+
+
+class Sharded(GRDAMixin, TinyModule):
+    def train_dataloader(self):
+        # Rank r takes samples r, r + 2, ...: each step the two ranks' batches of 8 are the next 16 samples.
+        dataset = super().train_dataloader().dataset
+        indices = range(self.global_rank, len(dataset), 2)
+        return torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=8)
+
+    def configure_model(self):
+        mesh = self.device_mesh["data_parallel"]
+        fully_shard(self.net.fc1, mesh=mesh)
+        fully_shard(self.net, mesh=mesh)
+
+
+class Save(Callback):
+    def on_fit_end(self, trainer, pl_module):
+        full = [p.full_tensor() for p in pl_module.parameters()]  # a collective: every rank
+        metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
+        local = [tuple(p.to_local().shape) for p in pl_module.parameters()]
+        torch.save({"metrics": metrics, "full": full, "local": local}, f"{out}/rank{trainer.global_rank}.pt")
+
+
+trainer = Trainer(
+    accelerator="cpu",
+    devices=2,
+    strategy=ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1),
+    max_epochs=2,
+    callbacks=[SparsityMonitor(), Save()],
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    limit_val_batches=0,
+    use_distributed_sampler=False,
+)
+torch.manual_seed(0)
+trainer.fit(Sharded(grda_lr=0.1, grda_c=0.4, grda_mu=0.6, grda_exempt_norm_and_bias=True))
+"""
+
+
+@pytest.mark.slow
+def test_fsdp2_logs_exact_sparsity_and_grda_matches_one_process(tmp_path):
+    """Lightning's ModelParallelStrategy with FSDP2 on two CPU processes: every rank logs the exact global sparsity
+    (counted over both ranks' shards), prints the table without a hang, and gRDA's weights match one process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lightning_grda import GRDAMixin
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "fsdp2_fit.py"
+    script.write_text(FSDP2_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Sparsity at the end of fit" in done.stdout
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert ranks[0]["local"] != ranks[1]["local"]  # the ranks held different shards
+
+    # One process, the same samples per step: both ranks' batches of 8 are the first 16 samples of each 16.
+    class Single(GRDAMixin, TinyModule):
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(super().train_dataloader().dataset, batch_size=16)
+
+    torch.manual_seed(0)
+    single = Single(grda_lr=0.1, grda_c=0.4, grda_mu=0.6, grda_exempt_norm_and_bias=True)
+    trainer = make_trainer(tmp_path / "single", [], max_epochs=2, limit_val_batches=0, logger=False)
+    trainer.fit(single)
+    for r in ranks:
+        for sharded, full in zip(r["full"], single.parameters(), strict=True):
+            torch.testing.assert_close(sharded, full.detach(), rtol=0, atol=1e-6)
+    truth = global_sparsity(single)
+    assert truth > 0.2
+    for r in ranks:
+        assert r["metrics"]["sparsity"] == pytest.approx(truth, abs=1e-6)
+        assert r["metrics"]["sparsity/net.fc1.weight"] == pytest.approx(tensor_zeros(single.net.fc1.weight), abs=1e-6)
+    ours = [{k: v for k, v in r["metrics"].items() if k.startswith(("sparsity", "grda"))} for r in ranks]
+    assert len(ours[0]) == 9  # sparsity, six parameters, grda/threshold and grda/threshold/group_1
+    assert ours[0] == ours[1]
+
+
+def tensor_zeros(t):
+    return float((t == 0).float().mean())
