@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from lightning_grda._fsdp1 import refuse_fsdp1
 from lightning_grda.optim.grda import GRDA
 
 __all__ = ["GRDAMixin", "NORM_MODULES", "norm_and_bias_parameters"]
@@ -218,11 +219,20 @@ class GRDAMixin:
 
         Returns:
             The optimizer.
+
+        Raises:
+            ValueError: ``grda_exempt_norm_and_bias`` under Lightning's FSDP1 strategy, whose 1-D parameter pieces
+                cannot be told apart (use FSDP2, ``ModelParallelStrategy``).
         """
         resolved = self.grda_hyperparameters()
         values = {name: value for name, (value, _) in resolved.items()}
         params: list[nn.Parameter] | list[dict[str, Any]]
         if self.grda_exempt_norm_and_bias:
+            refuse_fsdp1(
+                getattr(self, "_trainer", None),
+                "grda_exempt_norm_and_bias",
+                "every piece would look like a bias and nothing would be pruned",
+            )
             exempt = {id(p) for _, p in norm_and_bias_parameters(self)}
             pruned = [p for p in self.parameters() if id(p) not in exempt]
             kept = [p for p in self.parameters() if id(p) in exempt]

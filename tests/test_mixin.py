@@ -327,3 +327,19 @@ def test_bf16_fits_and_prunes(tmp_path, precision):
     assert flat.isfinite().all()
     assert 0 < (flat == 0).double().mean().item() < 1
     assert math.isclose(opt.state[model.net.fc1.weight]["step"].item(), 4)
+
+
+def test_exempt_norm_and_bias_refuses_lightning_fsdp1():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+    module = Pruned(grda_exempt_norm_and_bias=True)
+    module._trainer = SimpleNamespace(strategy=FSDPStrategy())
+    with pytest.raises(ValueError, match=r"Invalid strategy: FSDPStrategy\. grda_exempt_norm_and_bias .*fully_shard"):
+        module.configure_optimizers()
+    module._trainer = SimpleNamespace(strategy=ModelParallelStrategy())  # FSDP2: supported
+    assert [g["c"] for g in module.configure_optimizers().param_groups][1] == 0.0
+    module = Pruned()  # without the exemption, FSDP1 gets GRDA as is
+    module._trainer = SimpleNamespace(strategy=FSDPStrategy())
+    assert isinstance(module.configure_optimizers(), GRDA)

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from rich.console import Console
 from typing_extensions import override
 
+from lightning_grda._fsdp1 import refuse_fsdp1
 from lightning_grda.optim.grda import GRDA
 from lightning_grda.sparsity import SparsityReport, sparsity_report
 
@@ -43,7 +44,8 @@ class SparsityMonitor(Callback):
     not reduced, epoch-level values are reduced with ``max`` (exact for identical values, and it keeps Lightning from
     warning about ``sync_dist``). Under FSDP2 (``fully_shard``, e.g. in Lightning's ``ModelParallelStrategy``) each
     rank counts its shards and the counts are summed across ranks (see :mod:`lightning_grda.sparsity`), so again
-    every rank logs the exact global values.
+    every rank logs the exact global values. Lightning's FSDP1 ``FSDPStrategy`` is refused at setup: its 1-D
+    parameter pieces would give per-rank counts.
 
     No state is saved in checkpoints: everything is derived from the model and the optimizer.
 
@@ -87,6 +89,7 @@ class SparsityMonitor(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        refuse_fsdp1(trainer, "SparsityMonitor", "each rank would count its own pieces, not the model")
         n, every = self.log_every_n_steps, trainer.log_every_n_steps
         if self.logging_interval == "step" and n is not None and (every == 0 or n % every):
             rank_zero_warn(

@@ -116,6 +116,9 @@ class GRDA(Optimizer):
     weights, dual averages, step counts and thresholds as they were (the count of skipped steps is in
     :attr:`skipped_steps`); ``"ignore"`` does no check, for when something else already does (a
     ``torch.amp.GradScaler`` skips non-finite steps before the optimizer sees them).
+    Under DDP every rank sees the same averaged gradients, and under FSDP2 the check over ``DTensor`` gradients
+    reduces across ranks, so all ranks decide alike (tested). FSDP1's flat 1-D pieces are plain tensors: each rank
+    would check only its own, so there a NaN on one rank would make that rank alone raise or skip.
 
     Args:
         params: the parameters to optimise, or dicts defining parameter groups; each group may set its own
@@ -129,7 +132,8 @@ class GRDA(Optimizer):
             own optimizers do), and on CPU a loop that thresholds each tensor right after updating its dual average,
             while it is still in cache.
         fused: run the dual-average update and the soft threshold as one ``torch.compile``-d kernel per step, which
-            reads the gradient and the dual average once and writes the dual average and the weight once.
+            reads the gradient and the dual average once and writes the dual average and the weight once. Meant for
+            accelerators: on CPU the default is faster (see README, "Speed").
             It is compiled at the first step (seconds, cached on disk by inductor) and reused while the shapes of
             the parameters with gradients stay the same. Needs a working ``torch.compile`` (a C++ compiler on CPU).
 

@@ -334,3 +334,13 @@ def test_fsdp2_logs_exact_sparsity_and_grda_matches_one_process(tmp_path):
 
 def tensor_zeros(t):
     return float((t == 0).float().mean())
+
+
+def test_refuses_lightning_fsdp1():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    trainer = SimpleNamespace(strategy=FSDPStrategy(), log_every_n_steps=50)
+    with pytest.raises(ValueError, match=r"Invalid strategy: FSDPStrategy\. SparsityMonitor .*ModelParallelStrategy"):
+        SparsityMonitor().setup(trainer, TinyModule(), "fit")

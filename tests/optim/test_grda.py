@@ -441,3 +441,59 @@ def test_loading_another_optimizers_state_is_refused():
     sgd.step()
     with pytest.raises(ValueError, match=r"param_groups\[0\] has no \['c', 'mu'\], so it is not a GRDA state"):
         GRDA([p]).load_state_dict(sgd.state_dict())
+
+
+def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
+    """One of two gloo ranks with an FSDP2-sharded net; only rank 1's gradient shard holds a NaN."""
+    import os
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+        fully_shard(net, mesh=init_device_mesh("cpu", (2,)))
+        results = {}
+        for policy in ("raise", "skip"):
+            opt = GRDA(net.parameters(), lr=0.1, c=0.1, mu=0.6, nonfinite=policy)
+            net.zero_grad()
+            net(torch.randn(3, 4)).sum().backward()
+            if rank == 1:
+                net[0].weight.grad.to_local()[0, 0] = float("nan")
+            before = [p.to_local().clone() for p in net.parameters()]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    opt.step()
+                results[policy] = "stepped"
+            except FloatingPointError:
+                results[policy] = "raised"
+            unchanged = all(torch.equal(b, p.to_local()) for b, p in zip(before, net.parameters()))
+            results[policy] += ", unchanged" if unchanged else ", changed"
+            results[policy + " skipped_steps"] = opt.skipped_steps
+        torch.save(results, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_fsdp2_ranks_decide_alike_on_a_nan_in_one_shard(tmp_path):
+    import socket
+
+    from torch import multiprocessing
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    multiprocessing.spawn(_nan_on_one_rank, args=(port, str(tmp_path)), nprocs=2)
+    expected = {
+        "raise": "raised, unchanged",
+        "raise skipped_steps": 0,
+        "skip": "stepped, unchanged",
+        "skip skipped_steps": 1,
+    }
+    assert [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)] == [expected, expected]
