@@ -91,3 +91,25 @@ def quiet_trainer(root, callbacks=(), max_epochs: int = 1, logger=False, **kwarg
     }
     options.update(kwargs)
     return L.Trainer(**options)
+
+
+def spawn_two_ranks(fn, *args) -> None:
+    """Run ``fn(rank, port, *args)`` in two spawned processes; ``port`` is a free one for :func:`join_gloo`."""
+    import socket
+
+    from torch import multiprocessing
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    multiprocessing.spawn(fn, args=(port, *args), nprocs=2)
+
+
+def join_gloo(rank: int, port: int) -> None:
+    """Join the two-process gloo group that :func:`spawn_two_ranks` started (call from the spawned function)."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)

@@ -16,7 +16,7 @@ from lightning_grda.sparsity import (
     tensor_sparsity,
     zero_counts,
 )
-from tests.helpers import TinyNet
+from tests.helpers import TinyNet, join_gloo, spawn_two_ranks
 
 
 def loop_zeros(t: torch.Tensor) -> int:
@@ -212,15 +212,12 @@ def test_dtypes(dtype):
 
 def _count_sharded(rank: int, port: int, out: str) -> None:
     """One of two gloo ranks: counts over DTensors sharded across both, and over a module sharded by FSDP2."""
-    import os
-
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    join_gloo(rank, port)
     try:
         mesh = init_device_mesh("cpu", (2,))
         full = sharded_examples()
@@ -250,14 +247,7 @@ def sharded_examples() -> list[torch.Tensor]:
 
 @pytest.mark.slow
 def test_sharded_dtensors_are_counted_over_all_shards(tmp_path):
-    import socket
-
-    from torch import multiprocessing
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    multiprocessing.spawn(_count_sharded, args=(port, str(tmp_path)), nprocs=2)
+    spawn_two_ranks(_count_sharded, str(tmp_path))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     expected = [loop_zeros(t) for t in sharded_examples()]
     assert expected == [8, 10, 16, 2]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from lightning_grda.optim.grda import GRDA, threshold_increment
+from tests.helpers import join_gloo, spawn_two_ranks
 
 
 def reference(w0, grads, lrs, c, mu):
@@ -445,14 +446,11 @@ def test_loading_another_optimizers_state_is_refused():
 
 def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
     """One of two gloo ranks with an FSDP2-sharded net; only rank 1's gradient shard holds a NaN."""
-    import os
-
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    join_gloo(rank, port)
     try:
         torch.manual_seed(0)
         net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
@@ -482,14 +480,7 @@ def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_fsdp2_ranks_decide_alike_on_a_nan_in_one_shard(tmp_path):
-    import socket
-
-    from torch import multiprocessing
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    multiprocessing.spawn(_nan_on_one_rank, args=(port, str(tmp_path)), nprocs=2)
+    spawn_two_ranks(_nan_on_one_rank, str(tmp_path))
     expected = {
         "raise": "raised, unchanged",
         "raise skipped_steps": 0,
