@@ -7,19 +7,31 @@ table. Any other config is given with ``--config``; every option can be overridd
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
-__all__ = ["CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
+__all__ = ["COMMANDS", "CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The folder of the shipped configs (``configs/`` in the repository is a link to it)."""
 
 DEFAULT_CONFIG = CONFIG_DIR / "digits.yaml"
 """The config every subcommand starts from: the embedded digits run."""
+
+
+COMMANDS: dict[str, str] = {}
+"""The pack's own subcommands beside LightningCLI's ``fit``/``validate``/``test``/``predict``: name to module.
+
+Each module (under :mod:`lightning_grda.commands`) has ``HELP`` (one line) and ``main(args: list[str]) -> int``,
+which parses its own arguments, calls plain functions that do the work, prints, and returns the exit status.
+"""
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class GRDACLI(LightningCLI):
@@ -52,7 +64,7 @@ def _channels(input_shape: Any) -> int:
     return int(input_shape[0])
 
 
-def main(args: list[str] | None = None, run: bool = True) -> GRDACLI:
+def main(args: list[str] | None = None, run: bool = True) -> Any:
     """Run the ``lightning-grda`` command.
 
     Args:
@@ -60,10 +72,18 @@ def main(args: list[str] | None = None, run: bool = True) -> GRDACLI:
         run: run the subcommand; with ``False`` only parse and instantiate (``args`` then has no subcommand).
 
     Returns:
-        The LightningCLI object, whose ``trainer``, ``model`` and ``datamodule`` a caller can inspect.
+        For ``fit``/``validate``/``test``/``predict`` (and ``run=False``), the LightningCLI object, whose
+        ``trainer``, ``model`` and ``datamodule`` a caller can inspect; for the pack's own subcommands
+        (:data:`COMMANDS`), their exit status.
     """
+    argv = sys.argv[1:] if args is None else list(args)
+    if run and argv and argv[0] in COMMANDS:
+        return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
     default = {"default_config_files": [str(DEFAULT_CONFIG)]}
-    subcommands = ("fit", "validate", "test", "predict")
+    subcommands = LIGHTNING_SUBCOMMANDS
+    parser_kwargs: dict[str, Any] = {name: dict(default) for name in subcommands} if run else dict(default)
+    if run:
+        parser_kwargs["description"] = _description()
     return GRDACLI(
         LightningModule,
         LightningDataModule,
@@ -71,10 +91,22 @@ def main(args: list[str] | None = None, run: bool = True) -> GRDACLI:
         subclass_mode_data=True,
         args=args,
         run=run,
-        parser_kwargs={name: dict(default) for name in subcommands} if run else dict(default),
+        parser_kwargs=parser_kwargs,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=True,
     )
+
+
+def _description() -> str:
+    lines = [
+        "lightning-grda: prune while you train, with the gRDA optimizer (Chao et al., NeurIPS 2020) for PyTorch "
+        f"Lightning. Every run starts from the embedded default config ({DEFAULT_CONFIG.name}: digits, on CPU); "
+        f"--config layers another on top (the paper's setups are in {CONFIG_DIR}).",
+        "Subcommands: fit, validate, test, predict (LightningCLI's)",
+    ]
+    for name, module in COMMANDS.items():
+        lines.append(f"  {name}: {importlib.import_module(module).HELP}")
+    return "\n".join(lines)
 
 
 def run() -> None:
@@ -83,4 +115,6 @@ def run() -> None:
     (A console script exits with whatever its function returns, so it cannot be :func:`main`, which returns the
     LightningCLI object.)
     """
-    main()
+    result = main()
+    if isinstance(result, int) and not isinstance(result, bool):
+        sys.exit(result)
