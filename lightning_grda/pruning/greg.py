@@ -15,10 +15,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
-from rich.console import Console
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_grda._console import echo
 from lightning_grda.pruning._masks import (
     LayerSpec,
     MaskKeeper,
@@ -540,4 +540,4 @@ class GReg(Callback):
     @rank_zero_only
     def _print_table(self, pl_module: pl.LightningModule) -> None:
         title = f"{self.name} ({self.granularity}, sparsity {self.sparsity:g} per layer)"
-        Console().print(pruning_table(self.report(), title=title))
+        echo(pl_module.trainer, pruning_table(self.report(), title=title))
