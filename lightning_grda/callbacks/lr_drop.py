@@ -10,9 +10,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
+from lightning_grda._console import say
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
 
 __all__ = ["OneTimeLRDrop"]
@@ -41,8 +42,9 @@ class OneTimeLRDrop(Callback):
     A checkpoint without this callback's state (written without it, or with other ``epoch``/``step``/``factor``)
     past the drop point gets the drop at its first batch, with a warning.
 
-    The drop is announced with one info line. To log the learning rate, add Lightning's ``LearningRateMonitor``
-    after this callback in the callbacks list, so that it sees the new value at the drop epoch's start.
+    The drop is announced with one line, printed through the progress bar (see :mod:`lightning_grda._console`).
+    To log the learning rate, add Lightning's ``LearningRateMonitor`` after this callback in the callbacks list, so
+    that it sees the new value at the drop epoch's start.
 
     Args:
         epoch: the 0-based epoch at whose start the learning rate drops.
@@ -145,9 +147,10 @@ class OneTimeLRDrop(Callback):
         self.dropped = True
         self.dropped_at_epoch = trainer.current_epoch
         self.dropped_at_step = trainer.global_step
-        rank_zero_info(
+        say(
+            trainer,
             f"OneTimeLRDrop: learning rate x{self.factor} at epoch {trainer.current_epoch}, "
-            f"step {trainer.global_step}: {_fmt(before)} -> {_fmt(after)}"
+            f"step {trainer.global_step}: {_fmt(before)} -> {_fmt(after)}",
         )
 
     @override

@@ -8,14 +8,20 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
-from rich.console import Console
 from typing_extensions import override
 
+from lightning_grda._console import echo
 from lightning_grda._fsdp1 import refuse_fsdp1
 from lightning_grda.optim.grda import GRDA
 from lightning_grda.sparsity import SparsityReport, sparsity_report
 
 __all__ = ["SparsityMonitor"]
+
+TABLE_NOTE = (
+    "Every parameter counts, as in the paper: biases start at 0, inside gRDA's threshold, and may end 100 % zero; "
+    "normalisation weights start at 1 and stay dense. exempt_norm_and_bias=True keeps both dense."
+)
+"""The note printed under the end-of-fit table when the model has one-dimensional parameters."""
 
 
 class SparsityMonitor(Callback):
@@ -46,6 +52,12 @@ class SparsityMonitor(Callback):
     rank counts its shards and the counts are summed across ranks (see :mod:`lightning_grda.sparsity`), so again
     every rank logs the exact global values. Lightning's FSDP1 ``FSDPStrategy`` is refused at setup: its 1-D
     parameter pieces would give per-rank counts.
+
+    A layer whose weight (a parameter of two or more dimensions) becomes all zeros has collapsed: its output no
+    longer depends on its input. The monitor warns once per fit for each such layer, naming it (``c`` is too large
+    for the model's weight scale). The end-of-fit table is printed through the progress bar (see
+    :mod:`lightning_grda._console`), so the bar's last redraw does not erase it, with a note on why biases may be
+    100 % zero while normalisation weights stay dense.
 
     No state is saved in checkpoints: everything is derived from the model and the optimizer.
 
@@ -86,10 +98,13 @@ class SparsityMonitor(Callback):
         self.per_layer = per_layer
         self.print_table = print_table
         self._last_logged_step = -1
+        self._collapsed: set[str] = set()
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         refuse_fsdp1(trainer, "SparsityMonitor", "each rank would count its own pieces, not the model")
+        if stage == "fit":
+            self._collapsed = set()
         n, every = self.log_every_n_steps, trainer.log_every_n_steps
         if self.logging_interval == "step" and n is not None and (every == 0 or n % every):
             rank_zero_warn(
@@ -113,11 +128,14 @@ class SparsityMonitor(Callback):
         if n < 1 or step == 0 or step % n or step == self._last_logged_step:
             return
         self._last_logged_step = step
-        self._log(trainer, pl_module, sparsity_report(pl_module), on_step=True)
+        report = sparsity_report(pl_module)
+        self._warn_collapsed(report)
+        self._log(trainer, pl_module, report, on_step=True)
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         report = sparsity_report(pl_module)
+        self._warn_collapsed(report)
         if self.logging_interval == "epoch":
             self._log(trainer, pl_module, report, on_step=False)
         else:
@@ -146,7 +164,21 @@ class SparsityMonitor(Callback):
             # Counted on every rank (sharded parameters make counting a collective), printed on rank zero.
             report = sparsity_report(pl_module)
             if trainer.is_global_zero:
-                Console().print(report.to_table(title="Sparsity at the end of fit"))
+                table = report.to_table(title="Sparsity at the end of fit")
+                if any(len(row.shape) < 2 for row in report.rows):
+                    table.caption, table.caption_justify = TABLE_NOTE, "left"
+                echo(trainer, table)
+
+    def _warn_collapsed(self, report: SparsityReport) -> None:
+        """Warn once per fit for each layer whose weight (a parameter of 2 or more dimensions) is all zeros."""
+        for row in report.rows:
+            if len(row.shape) >= 2 and row.numel and row.zeros == row.numel and row.name not in self._collapsed:
+                self._collapsed.add(row.name)
+                rank_zero_warn(
+                    f"SparsityMonitor: layer {row.name} ({'x'.join(map(str, row.shape))}) is 100 % zero: it has "
+                    "collapsed, and its output no longer depends on its input. gRDA's c is too large for this "
+                    "model's weight scale: lower c (see README, 'Choosing c')."
+                )
 
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: SparsityReport, on_step: bool) -> None:
         metrics = {"sparsity": report.sparsity}

@@ -395,4 +395,6 @@ class GReg(Callback):
         rank_zero_info(f"{self.name}: step {global_step}: phase {phase.name.lower().replace('_', '-')}: {what}")
 
     def _print_table(self, pl_module: pl.LightningModule) -> None:
-        self._layers.print_table(f"{self.name} ({self.granularity}, sparsity {self.sparsity:g} per layer)")
+        self._layers.print_table(
+            f"{self.name} ({self.granularity}, sparsity {self.sparsity:g} per layer)", pl_module.trainer
+        )

@@ -14,10 +14,10 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelPruning
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
-from rich.console import Console
 from torch import nn
 from typing_extensions import override
 
+from lightning_grda._console import echo
 from lightning_grda.checks import check_int, check_real
 from lightning_grda.layers import LayerSpec, check_layers, layer_names, select_layers
 from lightning_grda.pruning.masks import (
@@ -251,4 +251,4 @@ class OneShotMagnitudePruning(ModelPruning):
     @rank_zero_only
     def _print_table(self) -> None:
         title = f"One-shot L1 ({self.granularity}, sparsity {self.sparsity:g} per layer)"
-        Console().print(pruning_table(self.report(), title=title))
+        echo(None, pruning_table(self.report(), title=title))

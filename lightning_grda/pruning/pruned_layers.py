@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from rich.console import Console
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_grda._console import echo
 from lightning_grda.layers import select_layers
 from lightning_grda.pruning.masks import MaskKeeper, Target, is_pruned, register_structure_hooks
 from lightning_grda.sparsity import PruningRow, pruning_report, pruning_table, report_rows
@@ -97,6 +98,6 @@ class PrunedLayers:
         return report_rows(self.layers)
 
     @rank_zero_only
-    def print_table(self, title: str) -> None:
-        """Print the per-layer table of the last ``setup``'s model (rank zero)."""
-        Console().print(pruning_table(self.report(), title=title))
+    def print_table(self, title: str, trainer: pl.Trainer | None = None) -> None:
+        """Print the per-layer table of the last ``setup``'s model (rank zero), through ``trainer``'s progress bar."""
+        echo(trainer, pruning_table(self.report(), title=title))

@@ -344,3 +344,41 @@ def test_refuses_lightning_fsdp1():
     trainer = SimpleNamespace(strategy=FSDPStrategy(), log_every_n_steps=50)
     with pytest.raises(ValueError, match=r"Invalid strategy: FSDPStrategy\. SparsityMonitor .*ModelParallelStrategy"):
         SparsityMonitor().setup(trainer, TinyModule(), "fit")
+
+
+class CollapsingModule(TinyModule):
+    """fc1's weight is driven to exact zeros at once (a huge c on its group); the rest barely prunes."""
+
+    def configure_optimizers(self):
+        fc1 = [self.net.fc1.weight]
+        rest = [p for p in self.parameters() if p is not self.net.fc1.weight]
+        return GRDA([{"params": fc1, "c": 1e3}, {"params": rest}], lr=0.1, c=0.0, mu=0.55)
+
+
+def test_a_collapsed_layer_is_warned_once_naming_it(tmp_path):
+    trainer = make_trainer(tmp_path, [SparsityMonitor(print_table=False)], max_epochs=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(CollapsingModule())
+    collapsed = [str(w.message) for w in caught if "collapsed" in str(w.message)]
+    assert len(collapsed) == 1, collapsed  # three epochs, one warning
+    assert "net.fc1.weight" in collapsed[0]
+    assert "lower c" in collapsed[0]
+
+
+def test_no_collapse_warning_for_an_all_zero_bias(tmp_path):
+    model = TinyModule(lr=0.0)  # nothing moves: the bias stays all zeros
+    torch.nn.init.zeros_(model.net.fc1.bias)
+    trainer = make_trainer(tmp_path, [SparsityMonitor(print_table=False)], limit_train_batches=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model)
+    assert not [w for w in caught if "collapsed" in str(w.message)]
+
+
+def test_the_table_explains_biases_and_norm_weights(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, [SparsityMonitor()], limit_train_batches=1)
+    trainer.fit(GRDAModule())
+    out = " ".join(capsys.readouterr().out.split())
+    assert "biases start at 0" in out
+    assert "exempt_norm_and_bias=True" in out
