@@ -7,7 +7,6 @@ NeurIPS 2020. arXiv:2006.09358. The paper prunes every parameter, biases and nor
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -15,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from lightning_grda._fsdp1 import refuse_fsdp1
+from lightning_grda.checks import check_bool, check_real
 from lightning_grda.optim.grda import GRDA
 
 __all__ = ["GRDAMixin", "NORM_MODULES", "norm_and_bias_parameters"]
@@ -52,21 +52,6 @@ def norm_and_bias_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]
     """
     in_norm = {id(p) for m in module.modules() if isinstance(m, NORM_MODULES) for p in m.parameters(recurse=False)}
     return [(name, p) for name, p in module.named_parameters() if p.ndim <= 1 or id(p) in in_norm]
-
-
-def _check_optional(name: str, value: Any, *, strict: bool) -> None:
-    """Check a ``grda_*`` argument: None, or a finite number ``>= 0`` (``> 0`` when ``strict``)."""
-    if value is None:
-        return
-    bound = "> 0" if strict else ">= 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (strict and value == 0)
-    ):
-        raise ValueError(f"Invalid {name}: {value!r}; expected None or a finite float {bound}")
 
 
 class GRDAMixin:
@@ -170,11 +155,10 @@ class GRDAMixin:
         grda_exempt_norm_and_bias: bool = False,
         **kwargs: Any,
     ) -> None:
-        _check_optional("grda_lr", grda_lr, strict=False)
-        _check_optional("grda_c", grda_c, strict=False)
-        _check_optional("grda_mu", grda_mu, strict=True)
-        if not isinstance(grda_exempt_norm_and_bias, bool):
-            raise ValueError(f"Invalid grda_exempt_norm_and_bias: {grda_exempt_norm_and_bias!r}; expected a bool")
+        for name, value in (("grda_lr", grda_lr), ("grda_c", grda_c), ("grda_mu", grda_mu)):
+            if value is not None:  # None: resolved later (see `grda_hyperparameters`)
+                check_real(name, value, low=0.0, low_open=name == "grda_mu")
+        check_bool("grda_exempt_norm_and_bias", grda_exempt_norm_and_bias)
         super().__init__(*args, **kwargs)
         self.grda_lr = grda_lr
         self.grda_c = grda_c

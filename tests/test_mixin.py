@@ -117,11 +117,11 @@ def test_module_without_hparams_gets_grda_defaults():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"grda_lr": -0.1}, r"Invalid grda_lr: -0\.1; expected None or a finite float >= 0"),
+        ({"grda_lr": -0.1}, r"Invalid grda_lr: -0\.1; expected a finite real number >= 0\.0$"),
         ({"grda_c": float("nan")}, r"Invalid grda_c: nan"),
         ({"grda_c": "0.1"}, r"Invalid grda_c: '0\.1'"),
-        ({"grda_mu": 0.0}, r"Invalid grda_mu: 0\.0; expected None or a finite float > 0"),
-        ({"grda_exempt_norm_and_bias": 1}, r"Invalid grda_exempt_norm_and_bias: 1; expected a bool"),
+        ({"grda_mu": 0.0}, r"Invalid grda_mu: 0\.0; expected a finite real number > 0\.0$"),
+        ({"grda_exempt_norm_and_bias": 1}, r"Invalid grda_exempt_norm_and_bias: 1; expected True or False$"),
     ],
 )
 def test_invalid_grda_arguments(kwargs, match):

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
+from lightning_grda.checks import check_int, check_real
 
 __all__ = ["OneTimeLRDrop"]
 
@@ -61,12 +62,11 @@ class OneTimeLRDrop(Callback):
     def __init__(self, epoch: int | None = None, step: int | None = None, factor: float = 0.1) -> None:
         if (epoch is None) == (step is None):
             raise ValueError(f"Invalid epoch={epoch!r}, step={step!r}: give exactly one of `epoch` and `step`")
-        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
-            raise ValueError(f"Invalid epoch: {epoch!r}; expected an integer >= 0")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise ValueError(f"Invalid step: {step!r}; expected an integer >= 0")
-        if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not 0 < factor <= 1:
-            raise ValueError(f"Invalid factor: {factor!r}; expected 0 < factor <= 1")
+        if epoch is not None:
+            check_int("epoch", epoch, low=0)
+        if step is not None:
+            check_int("step", step, low=0)
+        check_real("factor", factor, low=0.0, high=1.0, low_open=True)
         self.epoch = epoch
         self.step = step
         self.factor = float(factor)

@@ -21,6 +21,7 @@ from typing_extensions import override
 
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
 from lightning_grda.callbacks.lr_drop import OneTimeLRDrop
+from lightning_grda.checks import check_choice, check_real
 
 __all__ = ["HoldDecayLR", "hold_decay_factor"]
 
@@ -97,14 +98,10 @@ class HoldDecayLR(Callback):
         final_factor: float = 0.01,
         interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
-        if not 0 <= hold <= 1:
-            raise ValueError(f"Invalid hold: {hold!r}; expected 0 <= hold <= end <= 1")
-        if not hold <= end <= 1:
-            raise ValueError(f"Invalid end: {end!r}; expected 0 <= hold <= end <= 1 (hold={hold!r})")
-        if not 0 < final_factor <= 1:
-            raise ValueError(f"Invalid final_factor: {final_factor!r}; expected 0 < final_factor <= 1")
-        if interval not in _INTERVALS:
-            raise ValueError(f"Invalid interval: {interval!r}; expected one of {_INTERVALS}")
+        check_real("hold", hold, low=0.0, high=1.0)
+        check_real("end", end, low=float(hold), high=1.0)  # 0 <= hold <= end <= 1
+        check_real("final_factor", final_factor, low=0.0, high=1.0, low_open=True)
+        check_choice("interval", interval, _INTERVALS)
         self.hold = float(hold)
         self.end = float(end)
         self.final_factor = float(final_factor)

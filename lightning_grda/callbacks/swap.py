@@ -17,8 +17,9 @@ from typing_extensions import override
 
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
 from lightning_grda.callbacks.lr_schedule import HoldDecayLR
+from lightning_grda.checks import check_bool, check_real
 from lightning_grda.mixin import norm_and_bias_parameters
-from lightning_grda.optim.grda import GRDA, _check_hyperparameters
+from lightning_grda.optim.grda import GRDA
 
 __all__ = ["GRDASwap"]
 
@@ -68,7 +69,7 @@ class GRDASwap(Callback):
             pruned groups come first, so group 0 is pruned. Default False: every parameter is pruned, as in the paper.
 
     Raises:
-        ValueError: an invalid ``c``, ``mu`` or ``lr`` (GRDA's messages), or ``exempt_norm_and_bias`` not a bool.
+        ValueError: an invalid ``c``, ``mu`` or ``lr``, or ``exempt_norm_and_bias`` not a bool.
 
     Example:
         >>> GRDASwap(c=0.001).state_key
@@ -76,16 +77,17 @@ class GRDASwap(Callback):
         >>> GRDASwap(mu=0)
         Traceback (most recent call last):
         ...
-        ValueError: Invalid mu: 0; expected a finite float > 0
+        ValueError: Invalid mu: 0; expected a finite real number > 0.0
     """
 
     def __init__(
         self, c: float = 0.005, mu: float = 0.55, lr: float | None = None, exempt_norm_and_bias: bool = False
     ) -> None:
-        # GRDA's own checks, so the messages are the same; any valid lr stands in for "keep each group's".
-        _check_hyperparameters(0.0 if lr is None else lr, c, mu)
-        if not isinstance(exempt_norm_and_bias, bool):
-            raise ValueError(f"Invalid exempt_norm_and_bias: {exempt_norm_and_bias!r}; expected a bool")
+        check_real("c", c, low=0.0)
+        check_real("mu", mu, low=0.0, low_open=True)
+        if lr is not None:  # None: keep each group's (see on_fit_start)
+            check_real("lr", lr, low=0.0)
+        check_bool("exempt_norm_and_bias", exempt_norm_and_bias)
         self.c = c
         self.mu = mu
         self.lr = lr

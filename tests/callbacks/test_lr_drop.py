@@ -74,11 +74,11 @@ def lr_of(trace, step: int) -> float:
     [
         ({}, r"Invalid epoch=None, step=None: give exactly one"),
         ({"epoch": 1, "step": 1}, r"Invalid epoch=1, step=1: give exactly one"),
-        ({"epoch": -1}, r"Invalid epoch: -1; expected an integer >= 0"),
+        ({"epoch": -1}, r"Invalid epoch: -1; expected an int >= 0$"),
         ({"epoch": 1.5}, r"Invalid epoch: 1.5"),
-        ({"step": -2}, r"Invalid step: -2; expected an integer >= 0"),
-        ({"epoch": 1, "factor": 0.0}, r"Invalid factor: 0.0; expected 0 < factor <= 1"),
-        ({"epoch": 1, "factor": 1.5}, r"Invalid factor: 1.5; expected 0 < factor <= 1"),
+        ({"step": -2}, r"Invalid step: -2; expected an int >= 0$"),
+        ({"epoch": 1, "factor": 0.0}, r"Invalid factor: 0.0; expected a finite real number > 0.0 and <= 1.0$"),
+        ({"epoch": 1, "factor": 1.5}, r"Invalid factor: 1.5; expected a finite real number > 0.0 and <= 1.0$"),
         ({"epoch": 1, "factor": -0.1}, r"Invalid factor: -0.1"),
     ],
 )
