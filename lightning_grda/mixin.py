@@ -16,42 +16,12 @@ from torch import nn
 from lightning_grda._fsdp1 import refuse_fsdp1
 from lightning_grda.checks import check_bool, check_real
 from lightning_grda.optim.grda import GRDA
+from lightning_grda.optim.param_groups import NORM_MODULES, norm_and_bias_parameters, split_exempt
 
+# NORM_MODULES and norm_and_bias_parameters live in lightning_grda.optim.param_groups; importable from here as before.
 __all__ = ["GRDAMixin", "NORM_MODULES", "norm_and_bias_parameters"]
 
-#: The normalisation layers whose parameters ``exempt_norm_and_bias`` exempts from pruning. ``_NormBase`` covers
-#: every BatchNorm, SyncBatchNorm and InstanceNorm (lazy ones included).
-NORM_MODULES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.RMSNorm,
-)
-
 _GRDA_DEFAULTS = {name: inspect.signature(GRDA).parameters[name].default for name in ("lr", "c", "mu")}
-
-
-def norm_and_bias_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The parameters that ``exempt_norm_and_bias`` keeps out of pruning: biases and normalisation parameters.
-
-    A parameter is exempt when it has at most one dimension (biases, and the scales and shifts of most
-    normalisation layers) or when it belongs to a normalisation module (an instance of one of
-    :data:`NORM_MODULES`, found with ``named_modules``). Shared parameters are listed once, as in
-    ``named_parameters``.
-
-    Args:
-        module: the module whose parameters are classified.
-
-    Returns:
-        ``(name, parameter)`` pairs, in ``named_parameters`` order.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
-        >>> [name for name, _ in norm_and_bias_parameters(net)]
-        ['0.bias', '1.weight', '1.bias', '2.bias']
-    """
-    in_norm = {id(p) for m in module.modules() if isinstance(m, NORM_MODULES) for p in m.parameters(recurse=False)}
-    return [(name, p) for name, p in module.named_parameters() if p.ndim <= 1 or id(p) in in_norm]
 
 
 class GRDAMixin:
@@ -106,8 +76,9 @@ class GRDAMixin:
         grda_lr: the learning rate; None: the module's ``hparams["lr"]``, else GRDA's default.
         grda_c: the regularisation strength; None: ``hparams["c"]``, else GRDA's default.
         grda_mu: the threshold's growth exponent; None: ``hparams["mu"]``, else GRDA's default.
-        grda_exempt_norm_and_bias: put biases and normalisation parameters (see :func:`norm_and_bias_parameters`)
-            in a second param group with ``c=0``, which is plain SGD. Default False: every parameter is pruned, as
+        grda_exempt_norm_and_bias: put biases and normalisation parameters (see
+            :func:`~lightning_grda.optim.norm_and_bias_parameters`) in a second param group with ``c=0``, which is
+            plain SGD. Default False: every parameter is pruned, as
             in the paper. The pruned group is group 0.
         **kwargs: passed to the next class's ``__init__``.
 
@@ -218,9 +189,7 @@ class GRDAMixin:
                 "every piece would look like a bias and nothing would be pruned",
             )
             exempt = {id(p) for _, p in norm_and_bias_parameters(self)}
-            pruned = [p for p in self.parameters() if id(p) not in exempt]
-            kept = [p for p in self.parameters() if id(p) in exempt]
-            params = [group for group in ({"params": pruned}, {"params": kept, "c": 0.0}) if group["params"]]
+            params = split_exempt([{"params": list(self.parameters())}], exempt)
         else:
             params = list(self.parameters())
         optimizer = GRDA(params, **values)

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
 
-from lightning_grda.mixin import GRDAMixin, norm_and_bias_parameters
+from lightning_grda.mixin import GRDAMixin
 from lightning_grda.optim.grda import GRDA
 from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
 
@@ -166,13 +166,6 @@ def test_subclass_may_override_configure_optimizers():
 
 
 # -- exempting biases and normalisation ----------------------------------------------------------------------------
-
-
-def test_norm_and_bias_parameters_classifies_by_module_and_ndim():
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.LayerNorm([2, 3]), nn.GroupNorm(1, 2))
-    names = [name for name, _ in norm_and_bias_parameters(net)]
-    # the LayerNorm's 2-D weight is exempt because of its module, not its shape
-    assert names == ["0.bias", "1.weight", "1.bias", "2.weight", "2.bias", "3.weight", "3.bias"]
 
 
 def test_exempt_norm_and_bias_group_has_c_zero(tmp_path):

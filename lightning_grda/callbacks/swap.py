@@ -18,8 +18,8 @@ from typing_extensions import override
 from lightning_grda.callbacks._schedulers import remove_lr_schedulers
 from lightning_grda.callbacks.lr_schedule import HoldDecayLR
 from lightning_grda.checks import check_bool, check_real
-from lightning_grda.mixin import norm_and_bias_parameters
 from lightning_grda.optim.grda import GRDA
+from lightning_grda.optim.param_groups import norm_and_bias_parameters, split_exempt
 
 __all__ = ["GRDASwap"]
 
@@ -65,7 +65,7 @@ class GRDASwap(Callback):
         mu: the threshold's growth exponent, ``mu > 0``.
         lr: the learning rate of every param group; None (default) keeps each group's own.
         exempt_norm_and_bias: split each param group into its pruned parameters and its biases and normalisation
-            parameters (see :func:`~lightning_grda.mixin.norm_and_bias_parameters`), the latter with ``c=0``. The
+            parameters (see :func:`~lightning_grda.optim.norm_and_bias_parameters`), the latter with ``c=0``. The
             pruned groups come first, so group 0 is pruned. Default False: every parameter is pruned, as in the paper.
 
     Raises:
@@ -159,32 +159,17 @@ class GRDASwap(Callback):
 
     def _swap(self, optimizer: Optimizer, exempt: set[int]) -> GRDA:
         """A GRDA over ``optimizer``'s param groups, pruned groups first; logs what was dropped."""
-        pruned: list[dict[str, Any]] = []
-        kept: list[dict[str, Any]] = []
+        groups: list[dict[str, Any]] = []
         dropped: dict[str, Any] = {}
         for group in optimizer.param_groups:
             base = {key: group[key] for key in _KEPT_KEYS if key in group}
             lr = group["lr"] if self.lr is None else self.lr
             base.update(lr=float(lr) if isinstance(lr, Tensor) else lr, c=self.c, mu=self.mu)
             dropped.update({k: v for k, v in group.items() if k not in _KEPT_KEYS and k != "initial_lr" and _is_set(v)})
-            names = base.pop("param_names", None)
-            parts = {True: ([], []), False: ([], [])}
-            for k, p in enumerate(base.pop("params")):
-                parts[id(p) in exempt][0].append(p)
-                if names is not None:
-                    parts[id(p) in exempt][1].append(names[k])
-            for is_exempt, target in ((False, pruned), (True, kept)):
-                params, param_names = parts[is_exempt]
-                if not params:
-                    continue
-                new = {**base, "params": params}
-                if names is not None:
-                    new["param_names"] = param_names
-                if is_exempt:
-                    new["c"] = 0.0
-                target.append(new)
-        first_lr = (pruned + kept)[0]["lr"]
-        swapped = GRDA(pruned + kept, lr=first_lr if self.lr is None else self.lr, c=self.c, mu=self.mu)
+            groups.append(base)
+        groups = split_exempt(groups, exempt)
+        kept = [group for group in groups if id(group["params"][0]) in exempt]
+        swapped = GRDA(groups, lr=groups[0]["lr"], c=self.c, mu=self.mu)
         lrs = sorted({group["lr"] for group in swapped.param_groups})
         message = (
             f"GRDASwap: replaced {type(optimizer).__name__} with GRDA(c={self.c!r}, mu={self.mu!r}, "
