@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
-from lightning_grda.callbacks._schedulers import remove_lr_schedulers
+from lightning_grda.callbacks.lr_owners import SCALES, check_lr_owners, remove_lr_schedulers
 from lightning_grda.checks import check_int, check_real
 
 __all__ = ["OneTimeLRDrop"]
@@ -32,7 +32,7 @@ class OneTimeLRDrop(Callback):
 
     The callback owns the learning rate: an LR scheduler configured alongside it (in ``configure_optimizers`` or
     the CLI's ``lr_scheduler``) is removed at fit start with a loud warning, see
-    :func:`~lightning_grda.callbacks._schedulers.remove_lr_schedulers`. Several drops at different epochs
+    :func:`~lightning_grda.callbacks.lr_owners.remove_lr_schedulers`. Several drops at different epochs
     (a step schedule) are several instances of this callback. The optimizer is any ``torch.optim.Optimizer``; with
     :class:`~lightning_grda.optim.grda.GRDA` the soft threshold keeps accumulating with the new learning rate.
 
@@ -58,6 +58,8 @@ class OneTimeLRDrop(Callback):
         >>> OneTimeLRDrop(epoch=140, factor=0.1).state_key
         "OneTimeLRDrop{'epoch': 140, 'step': None, 'factor': 0.1}"
     """
+
+    lr_role = SCALES  #: see :mod:`lightning_grda.callbacks.lr_owners`
 
     def __init__(self, epoch: int | None = None, step: int | None = None, factor: float = 0.1) -> None:
         if (epoch is None) == (step is None):
@@ -91,6 +93,7 @@ class OneTimeLRDrop(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check_lr_owners(trainer)
         remove_lr_schedulers(trainer, owner=type(self).__name__)
         if self.dropped:  # state loaded before fit start: nothing left to check
             return

@@ -15,8 +15,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from typing_extensions import override
 
-from lightning_grda.callbacks._schedulers import remove_lr_schedulers
-from lightning_grda.callbacks.lr_schedule import HoldDecayLR
+from lightning_grda.callbacks.lr_owners import REPLACES, check_lr_owners, remove_lr_schedulers
 from lightning_grda.checks import check_bool, check_real
 from lightning_grda.optim.grda import GRDA
 from lightning_grda.optim.param_groups import norm_and_bias_parameters, split_exempt
@@ -42,7 +41,7 @@ class GRDASwap(Callback):
       with ``maximize=True`` is refused (dropping it would reverse the objective). The learning rate is kept as is:
       an Adam learning rate is far too small for gRDA, so pass ``lr`` when swapping an adaptive optimizer;
     * the LR schedulers are removed with a loud warning (see
-      :func:`~lightning_grda.callbacks._schedulers.remove_lr_schedulers`; a scheduler that had changed the learning
+      :func:`~lightning_grda.callbacks.lr_owners.remove_lr_schedulers`; a scheduler that had changed the learning
       rate when built gets its ``initial_lr`` back first): they are bound to the replaced optimizer. Use the pack's
       LR callbacks (``OneTimeLRDrop``, ``HoldDecayLR``) for the paper's schedules, listed after this callback;
     * an optimizer that already is a GRDA is left as configured, with a warning.
@@ -80,6 +79,8 @@ class GRDASwap(Callback):
         ValueError: Invalid mu: 0; expected a finite real number > 0.0
     """
 
+    lr_role = REPLACES  #: see :mod:`lightning_grda.callbacks.lr_owners`
+
     def __init__(
         self, c: float = 0.005, mu: float = 0.55, lr: float | None = None, exempt_norm_and_bias: bool = False
     ) -> None:
@@ -102,7 +103,7 @@ class GRDASwap(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check_order(trainer)
+        check_lr_owners(trainer)
         optimizers = list(trainer.strategy.optimizers)
         if not any(opt.param_groups for opt in optimizers):
             raise ValueError(
@@ -146,16 +147,6 @@ class GRDASwap(Callback):
                 "pruned. To prune only some, return GRDA for those from configure_optimizers instead."
             )
         trainer.strategy.optimizers = swapped
-
-    def _check_order(self, trainer: pl.Trainer) -> None:
-        """Refuse callbacks listed before this one that record the optimizers' param groups at fit start."""
-        before = trainer.callbacks[: trainer.callbacks.index(self)]
-        early = [type(cb).__name__ for cb in before if isinstance(cb, HoldDecayLR)]
-        if early:
-            raise ValueError(
-                f"Invalid callbacks order: {early} listed before GRDASwap would record the replaced optimizer's "
-                "learning rates at fit start; list GRDASwap first"
-            )
 
     def _swap(self, optimizer: Optimizer, exempt: set[int]) -> GRDA:
         """A GRDA over ``optimizer``'s param groups, pruned groups first; logs what was dropped."""
