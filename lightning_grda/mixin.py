@@ -10,7 +10,7 @@ import inspect
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from lightning_grda._fsdp1 import refuse_fsdp1
@@ -22,6 +22,10 @@ from lightning_grda.optim.param_groups import NORM_MODULES, norm_and_bias_parame
 __all__ = ["GRDAMixin", "NORM_MODULES", "norm_and_bias_parameters"]
 
 _GRDA_DEFAULTS = {name: inspect.signature(GRDA).parameters[name].default for name in ("lr", "c", "mu")}
+
+#: The module hyperparameters each GRDA hyperparameter is looked up under, in this order. ``learning_rate`` is the
+#: name Lightning's own examples and ``Tuner.lr_find`` use.
+HPARAM_NAMES: dict[str, tuple[str, ...]] = {"lr": ("lr", "learning_rate"), "c": ("c",), "mu": ("mu",)}
 
 
 class GRDAMixin:
@@ -49,11 +53,14 @@ class GRDAMixin:
       ``--model.grda_c 0.001 --model.lr 0.2``.
 
     Each hyperparameter of :class:`~lightning_grda.optim.grda.GRDA` is resolved in this order: the mixin's
-    ``grda_lr`` / ``grda_c`` / ``grda_mu`` argument when not None; else the module's ``hparams["lr"]`` /
-    ``["c"]`` / ``["mu"]`` when present and not None (so gRDA takes an existing module's own ``lr``, which is what a
-    user switching optimizer expects); else GRDA's default. ``configure_optimizers`` logs the values and where each
-    came from. Beware a module whose ``c`` or ``mu`` hyperparameter means something else (a channel count): set
-    ``grda_c`` / ``grda_mu`` explicitly there.
+    ``grda_lr`` / ``grda_c`` / ``grda_mu`` argument when not None; else the module's hyperparameter when present and
+    not None: for the learning rate ``hparams["lr"]``, then ``hparams["learning_rate"]`` (the name Lightning's
+    examples and ``Tuner.lr_find`` use), for the others ``hparams["c"]`` / ``hparams["mu"]`` (so gRDA takes an
+    existing module's own learning rate, which is what a user switching optimizer expects); else GRDA's default.
+    ``configure_optimizers`` logs the values and where each came from, and warns when the learning rate is GRDA's
+    default 0.01 because the module has neither hyperparameter (gRDA's lr is an SGD learning rate; the paper's is
+    0.1 at batch size 256). Beware a module whose ``c`` or ``mu`` hyperparameter means something else (a channel
+    count): set ``grda_c`` / ``grda_mu`` explicitly there.
 
     The ``grda_*`` arguments that are set are stored in ``self.hparams`` (merged, never replacing what the module
     saved itself), so that checkpoints carry them and ``Pruned.load_from_checkpoint(path)`` restores them. When the
@@ -73,7 +80,8 @@ class GRDAMixin:
 
     Args:
         *args: passed to the next class's ``__init__`` (the LightningModule's).
-        grda_lr: the learning rate; None: the module's ``hparams["lr"]``, else GRDA's default.
+        grda_lr: the learning rate; None: the module's ``hparams["lr"]``, else ``hparams["learning_rate"]``, else
+            GRDA's default (with a warning).
         grda_c: the regularisation strength; None: ``hparams["c"]``, else GRDA's default.
         grda_mu: the threshold's growth exponent; None: ``hparams["mu"]``, else GRDA's default.
         grda_exempt_norm_and_bias: put biases and normalisation parameters (see
@@ -152,16 +160,17 @@ class GRDAMixin:
 
         Returns:
             ``{"lr": (value, source), "c": ..., "mu": ...}``, ``source`` being ``"grda_lr"`` (the mixin's argument),
-            ``"hparams['lr']"`` or ``"GRDA default"``.
+            ``"hparams['lr']"``, ``"hparams['learning_rate']"`` (see :data:`HPARAM_NAMES`) or ``"GRDA default"``.
         """
         hparams = self.hparams
         explicit = {"lr": self.grda_lr, "c": self.grda_c, "mu": self.grda_mu}
         out = {}
         for name, value in explicit.items():
+            found = [key for key in HPARAM_NAMES[name] if hparams.get(key) is not None]
             if value is not None:
                 out[name] = (value, f"grda_{name}")
-            elif hparams.get(name) is not None:
-                out[name] = (hparams[name], f"hparams[{name!r}]")
+            elif found:
+                out[name] = (hparams[found[0]], f"hparams[{found[0]!r}]")
             else:
                 out[name] = (_GRDA_DEFAULTS[name], "GRDA default")
         return out
@@ -199,4 +208,10 @@ class GRDAMixin:
             n_exempt = sum(p.numel() for p in params[-1]["params"]) if params[-1].get("c") == 0.0 else 0
             exempt_note = f"; {n_exempt} bias and normalisation weights exempt (c=0)"
         rank_zero_info(f"{type(self).__name__}: GRDA with {summary}{exempt_note}")
+        if resolved["lr"][1] == "GRDA default":
+            rank_zero_warn(
+                f"{type(self).__name__} has no `lr` or `learning_rate` hyperparameter and no `grda_lr` was given: GRDA "
+                f"uses its default lr={resolved['lr'][0]!r}. gRDA's lr is a plain SGD learning rate (the paper: 0.1 "
+                "at batch size 256): pass grda_lr=..."
+            )
         return optimizer

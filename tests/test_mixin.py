@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import lightning as L
 import pytest
@@ -108,10 +110,37 @@ def test_explicit_beats_module_hparams_named_c_and_mu():
     assert _defaults(model.configure_optimizers()) == (0.2, 0.02, 0.6)
 
 
-def test_module_without_hparams_gets_grda_defaults():
-    opt = PrunedNoHparams().configure_optimizers()
+def test_module_without_hparams_gets_grda_defaults_with_a_warning_for_the_lr():
+    with pytest.warns(UserWarning, match=r"PrunedNoHparams has no `lr` or `learning_rate` hyperparameter .* lr=0\.01"):
+        opt = PrunedNoHparams().configure_optimizers()
     assert _defaults(opt) == (0.01, 0.005, 0.55)
-    assert _defaults(PrunedNoHparams(grda_lr=0.5).configure_optimizers()) == (0.5, 0.005, 0.55)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _defaults(PrunedNoHparams(grda_lr=0.5).configure_optimizers()) == (0.5, 0.005, 0.55)
+
+
+class LearningRateModule(NoHparams):
+    """Names its learning rate as Lightning's examples and Tuner.lr_find do."""
+
+    def __init__(self, learning_rate: float = 0.2, lr: float | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+
+class PrunedLearningRate(GRDAMixin, LearningRateModule):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [({}, (0.2, "hparams['learning_rate']")), ({"lr": 0.3}, (0.3, "hparams['lr']"))],  # `lr` first
+)
+def test_learning_rate_hyperparameter_is_taken_after_lr_and_named_in_the_log(kwargs, expected, caplog):
+    model = PrunedLearningRate(**kwargs)
+    assert model.grda_hyperparameters()["lr"] == expected
+    with caplog.at_level(logging.INFO):
+        assert model.configure_optimizers().defaults["lr"] == expected[0]
+    assert f"lr={expected[0]!r} ({expected[1]})" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Param groups for gRDA: which parameters to exempt from pruning, and the split into pruned and exempt groups.
+"""Param groups for gRDA: which parameters to exempt, the pruned/exempt split, whether an lr is an SGD lr.
 
 Pure torch, shared by :class:`~lightning_grda.mixin.GRDAMixin` (``grda_exempt_norm_and_bias``) and
 :class:`~lightning_grda.callbacks.GRDASwap` (``exempt_norm_and_bias``). An exempt group gets ``c=0``, with which
@@ -12,8 +12,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from torch import nn
+from torch.optim import Optimizer
 
-__all__ = ["NORM_MODULES", "norm_and_bias_parameters", "split_exempt"]
+__all__ = ["NORM_MODULES", "is_adaptive", "norm_and_bias_parameters", "split_exempt"]
 
 #: The normalisation layers whose parameters ``exempt_norm_and_bias`` exempts from pruning. ``_NormBase`` covers
 #: every BatchNorm, SyncBatchNorm and InstanceNorm (lazy ones included).
@@ -84,3 +85,18 @@ def split_exempt(groups: Sequence[dict[str, Any]], exempt: Collection[int]) -> l
                 new["c"] = 0.0
             target.append(new)
     return pruned + kept
+
+
+def is_adaptive(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` adapts its step per coordinate: a param group has ``betas`` or ``eps`` (Adam, RMSprop).
+
+    Such an optimizer's learning rate is no SGD learning rate: :class:`~lightning_grda.callbacks.GRDASwap` refuses
+    to keep it.
+
+    Example:
+        >>> import torch
+        >>> params = [nn.Parameter(torch.zeros(1))]
+        >>> is_adaptive(torch.optim.AdamW(params)), is_adaptive(torch.optim.SGD(params, lr=0.1, momentum=0.9))
+        (True, False)
+    """
+    return any("betas" in group or "eps" in group for group in optimizer.param_groups)
