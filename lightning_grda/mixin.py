@@ -7,66 +7,25 @@ NeurIPS 2020. arXiv:2006.09358. The paper prunes every parameter, biases and nor
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from lightning_grda._fsdp1 import refuse_fsdp1
+from lightning_grda.checks import check_bool, check_real
 from lightning_grda.optim.grda import GRDA
+from lightning_grda.optim.param_groups import NORM_MODULES, norm_and_bias_parameters, split_exempt
 
+# NORM_MODULES and norm_and_bias_parameters live in lightning_grda.optim.param_groups; importable from here as before.
 __all__ = ["GRDAMixin", "NORM_MODULES", "norm_and_bias_parameters"]
-
-#: The normalisation layers whose parameters ``exempt_norm_and_bias`` exempts from pruning. ``_NormBase`` covers
-#: every BatchNorm, SyncBatchNorm and InstanceNorm (lazy ones included).
-NORM_MODULES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.RMSNorm,
-)
 
 _GRDA_DEFAULTS = {name: inspect.signature(GRDA).parameters[name].default for name in ("lr", "c", "mu")}
 
-
-def norm_and_bias_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The parameters that ``exempt_norm_and_bias`` keeps out of pruning: biases and normalisation parameters.
-
-    A parameter is exempt when it has at most one dimension (biases, and the scales and shifts of most
-    normalisation layers) or when it belongs to a normalisation module (an instance of one of
-    :data:`NORM_MODULES`, found with ``named_modules``). Shared parameters are listed once, as in
-    ``named_parameters``.
-
-    Args:
-        module: the module whose parameters are classified.
-
-    Returns:
-        ``(name, parameter)`` pairs, in ``named_parameters`` order.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
-        >>> [name for name, _ in norm_and_bias_parameters(net)]
-        ['0.bias', '1.weight', '1.bias', '2.bias']
-    """
-    in_norm = {id(p) for m in module.modules() if isinstance(m, NORM_MODULES) for p in m.parameters(recurse=False)}
-    return [(name, p) for name, p in module.named_parameters() if p.ndim <= 1 or id(p) in in_norm]
-
-
-def _check_optional(name: str, value: Any, *, strict: bool) -> None:
-    """Check a ``grda_*`` argument: None, or a finite number ``>= 0`` (``> 0`` when ``strict``)."""
-    if value is None:
-        return
-    bound = "> 0" if strict else ">= 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (strict and value == 0)
-    ):
-        raise ValueError(f"Invalid {name}: {value!r}; expected None or a finite float {bound}")
+#: The module hyperparameters each GRDA hyperparameter is looked up under, in this order. ``learning_rate`` is the
+#: name Lightning's own examples and ``Tuner.lr_find`` use.
+HPARAM_NAMES: dict[str, tuple[str, ...]] = {"lr": ("lr", "learning_rate"), "c": ("c",), "mu": ("mu",)}
 
 
 class GRDAMixin:
@@ -94,11 +53,14 @@ class GRDAMixin:
       ``--model.grda_c 0.001 --model.lr 0.2``.
 
     Each hyperparameter of :class:`~lightning_grda.optim.grda.GRDA` is resolved in this order: the mixin's
-    ``grda_lr`` / ``grda_c`` / ``grda_mu`` argument when not None; else the module's ``hparams["lr"]`` /
-    ``["c"]`` / ``["mu"]`` when present and not None (so gRDA takes an existing module's own ``lr``, which is what a
-    user switching optimizer expects); else GRDA's default. ``configure_optimizers`` logs the values and where each
-    came from. Beware a module whose ``c`` or ``mu`` hyperparameter means something else (a channel count): set
-    ``grda_c`` / ``grda_mu`` explicitly there.
+    ``grda_lr`` / ``grda_c`` / ``grda_mu`` argument when not None; else the module's hyperparameter when present and
+    not None: for the learning rate ``hparams["lr"]``, then ``hparams["learning_rate"]`` (the name Lightning's
+    examples and ``Tuner.lr_find`` use), for the others ``hparams["c"]`` / ``hparams["mu"]`` (so gRDA takes an
+    existing module's own learning rate, which is what a user switching optimizer expects); else GRDA's default.
+    ``configure_optimizers`` logs the values and where each came from, and warns when the learning rate is GRDA's
+    default 0.01 because the module has neither hyperparameter (gRDA's lr is an SGD learning rate; the paper's is
+    0.1 at batch size 256). Beware a module whose ``c`` or ``mu`` hyperparameter means something else (a channel
+    count): set ``grda_c`` / ``grda_mu`` explicitly there.
 
     The ``grda_*`` arguments that are set are stored in ``self.hparams`` (merged, never replacing what the module
     saved itself), so that checkpoints carry them and ``Pruned.load_from_checkpoint(path)`` restores them. When the
@@ -118,11 +80,13 @@ class GRDAMixin:
 
     Args:
         *args: passed to the next class's ``__init__`` (the LightningModule's).
-        grda_lr: the learning rate; None: the module's ``hparams["lr"]``, else GRDA's default.
+        grda_lr: the learning rate; None: the module's ``hparams["lr"]``, else ``hparams["learning_rate"]``, else
+            GRDA's default (with a warning).
         grda_c: the regularisation strength; None: ``hparams["c"]``, else GRDA's default.
         grda_mu: the threshold's growth exponent; None: ``hparams["mu"]``, else GRDA's default.
-        grda_exempt_norm_and_bias: put biases and normalisation parameters (see :func:`norm_and_bias_parameters`)
-            in a second param group with ``c=0``, which is plain SGD. Default False: every parameter is pruned, as
+        grda_exempt_norm_and_bias: put biases and normalisation parameters (see
+            :func:`~lightning_grda.optim.norm_and_bias_parameters`) in a second param group with ``c=0``, which is
+            plain SGD. Default False: every parameter is pruned, as
             in the paper. The pruned group is group 0.
         **kwargs: passed to the next class's ``__init__``.
 
@@ -170,11 +134,10 @@ class GRDAMixin:
         grda_exempt_norm_and_bias: bool = False,
         **kwargs: Any,
     ) -> None:
-        _check_optional("grda_lr", grda_lr, strict=False)
-        _check_optional("grda_c", grda_c, strict=False)
-        _check_optional("grda_mu", grda_mu, strict=True)
-        if not isinstance(grda_exempt_norm_and_bias, bool):
-            raise ValueError(f"Invalid grda_exempt_norm_and_bias: {grda_exempt_norm_and_bias!r}; expected a bool")
+        for name, value in (("grda_lr", grda_lr), ("grda_c", grda_c), ("grda_mu", grda_mu)):
+            if value is not None:  # None: resolved later (see `grda_hyperparameters`)
+                check_real(name, value, low=0.0, low_open=name == "grda_mu")
+        check_bool("grda_exempt_norm_and_bias", grda_exempt_norm_and_bias)
         super().__init__(*args, **kwargs)
         self.grda_lr = grda_lr
         self.grda_c = grda_c
@@ -197,16 +160,17 @@ class GRDAMixin:
 
         Returns:
             ``{"lr": (value, source), "c": ..., "mu": ...}``, ``source`` being ``"grda_lr"`` (the mixin's argument),
-            ``"hparams['lr']"`` or ``"GRDA default"``.
+            ``"hparams['lr']"``, ``"hparams['learning_rate']"`` (see :data:`HPARAM_NAMES`) or ``"GRDA default"``.
         """
         hparams = self.hparams
         explicit = {"lr": self.grda_lr, "c": self.grda_c, "mu": self.grda_mu}
         out = {}
         for name, value in explicit.items():
+            found = [key for key in HPARAM_NAMES[name] if hparams.get(key) is not None]
             if value is not None:
                 out[name] = (value, f"grda_{name}")
-            elif hparams.get(name) is not None:
-                out[name] = (hparams[name], f"hparams[{name!r}]")
+            elif found:
+                out[name] = (hparams[found[0]], f"hparams[{found[0]!r}]")
             else:
                 out[name] = (_GRDA_DEFAULTS[name], "GRDA default")
         return out
@@ -234,9 +198,7 @@ class GRDAMixin:
                 "every piece would look like a bias and nothing would be pruned",
             )
             exempt = {id(p) for _, p in norm_and_bias_parameters(self)}
-            pruned = [p for p in self.parameters() if id(p) not in exempt]
-            kept = [p for p in self.parameters() if id(p) in exempt]
-            params = [group for group in ({"params": pruned}, {"params": kept, "c": 0.0}) if group["params"]]
+            params = split_exempt([{"params": list(self.parameters())}], exempt)
         else:
             params = list(self.parameters())
         optimizer = GRDA(params, **values)
@@ -246,4 +208,10 @@ class GRDAMixin:
             n_exempt = sum(p.numel() for p in params[-1]["params"]) if params[-1].get("c") == 0.0 else 0
             exempt_note = f"; {n_exempt} bias and normalisation weights exempt (c=0)"
         rank_zero_info(f"{type(self).__name__}: GRDA with {summary}{exempt_note}")
+        if resolved["lr"][1] == "GRDA default":
+            rank_zero_warn(
+                f"{type(self).__name__} has no `lr` or `learning_rate` hyperparameter and no `grda_lr` was given: GRDA "
+                f"uses its default lr={resolved['lr'][0]!r}. gRDA's lr is a plain SGD learning rate (the paper: 0.1 "
+                "at batch size 256): pass grda_lr=..."
+            )
         return optimizer

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import lightning as L
 import pytest
@@ -9,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
 
-from lightning_grda.mixin import GRDAMixin, norm_and_bias_parameters
+from lightning_grda.mixin import GRDAMixin
 from lightning_grda.optim.grda import GRDA
 from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
 
@@ -108,20 +110,47 @@ def test_explicit_beats_module_hparams_named_c_and_mu():
     assert _defaults(model.configure_optimizers()) == (0.2, 0.02, 0.6)
 
 
-def test_module_without_hparams_gets_grda_defaults():
-    opt = PrunedNoHparams().configure_optimizers()
+def test_module_without_hparams_gets_grda_defaults_with_a_warning_for_the_lr():
+    with pytest.warns(UserWarning, match=r"PrunedNoHparams has no `lr` or `learning_rate` hyperparameter .* lr=0\.01"):
+        opt = PrunedNoHparams().configure_optimizers()
     assert _defaults(opt) == (0.01, 0.005, 0.55)
-    assert _defaults(PrunedNoHparams(grda_lr=0.5).configure_optimizers()) == (0.5, 0.005, 0.55)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _defaults(PrunedNoHparams(grda_lr=0.5).configure_optimizers()) == (0.5, 0.005, 0.55)
+
+
+class LearningRateModule(NoHparams):
+    """Names its learning rate as Lightning's examples and Tuner.lr_find do."""
+
+    def __init__(self, learning_rate: float = 0.2, lr: float | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+
+class PrunedLearningRate(GRDAMixin, LearningRateModule):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [({}, (0.2, "hparams['learning_rate']")), ({"lr": 0.3}, (0.3, "hparams['lr']"))],  # `lr` first
+)
+def test_learning_rate_hyperparameter_is_taken_after_lr_and_named_in_the_log(kwargs, expected, caplog):
+    model = PrunedLearningRate(**kwargs)
+    assert model.grda_hyperparameters()["lr"] == expected
+    with caplog.at_level(logging.INFO):
+        assert model.configure_optimizers().defaults["lr"] == expected[0]
+    assert f"lr={expected[0]!r} ({expected[1]})" in caplog.text
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"grda_lr": -0.1}, r"Invalid grda_lr: -0\.1; expected None or a finite float >= 0"),
+        ({"grda_lr": -0.1}, r"Invalid grda_lr: -0\.1; expected a finite real number >= 0\.0$"),
         ({"grda_c": float("nan")}, r"Invalid grda_c: nan"),
         ({"grda_c": "0.1"}, r"Invalid grda_c: '0\.1'"),
-        ({"grda_mu": 0.0}, r"Invalid grda_mu: 0\.0; expected None or a finite float > 0"),
-        ({"grda_exempt_norm_and_bias": 1}, r"Invalid grda_exempt_norm_and_bias: 1; expected a bool"),
+        ({"grda_mu": 0.0}, r"Invalid grda_mu: 0\.0; expected a finite real number > 0\.0$"),
+        ({"grda_exempt_norm_and_bias": 1}, r"Invalid grda_exempt_norm_and_bias: 1; expected True or False$"),
     ],
 )
 def test_invalid_grda_arguments(kwargs, match):
@@ -166,13 +195,6 @@ def test_subclass_may_override_configure_optimizers():
 
 
 # -- exempting biases and normalisation ----------------------------------------------------------------------------
-
-
-def test_norm_and_bias_parameters_classifies_by_module_and_ndim():
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.LayerNorm([2, 3]), nn.GroupNorm(1, 2))
-    names = [name for name, _ in norm_and_bias_parameters(net)]
-    # the LayerNorm's 2-D weight is exempt because of its module, not its shape
-    assert names == ["0.bias", "1.weight", "1.bias", "2.weight", "2.bias", "3.weight", "3.bias"]
 
 
 def test_exempt_norm_and_bias_group_has_c_zero(tmp_path):

@@ -14,7 +14,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from lightning_grda._console import say
-from lightning_grda.callbacks._schedulers import remove_lr_schedulers
+from lightning_grda.callbacks.lr_owners import SCALES, check_lr_owners, remove_lr_schedulers
+from lightning_grda.checks import check_int, check_real
 
 __all__ = ["OneTimeLRDrop"]
 
@@ -32,7 +33,7 @@ class OneTimeLRDrop(Callback):
 
     The callback owns the learning rate: an LR scheduler configured alongside it (in ``configure_optimizers`` or
     the CLI's ``lr_scheduler``) is removed at fit start with a loud warning, see
-    :func:`~lightning_grda.callbacks._schedulers.remove_lr_schedulers`. Several drops at different epochs
+    :func:`~lightning_grda.callbacks.lr_owners.remove_lr_schedulers`. Several drops at different epochs
     (a step schedule) are several instances of this callback. The optimizer is any ``torch.optim.Optimizer``; with
     :class:`~lightning_grda.optim.grda.GRDA` the soft threshold keeps accumulating with the new learning rate.
 
@@ -60,15 +61,16 @@ class OneTimeLRDrop(Callback):
         "OneTimeLRDrop{'epoch': 140, 'step': None, 'factor': 0.1}"
     """
 
+    lr_role = SCALES  #: see :mod:`lightning_grda.callbacks.lr_owners`
+
     def __init__(self, epoch: int | None = None, step: int | None = None, factor: float = 0.1) -> None:
         if (epoch is None) == (step is None):
             raise ValueError(f"Invalid epoch={epoch!r}, step={step!r}: give exactly one of `epoch` and `step`")
-        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
-            raise ValueError(f"Invalid epoch: {epoch!r}; expected an integer >= 0")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise ValueError(f"Invalid step: {step!r}; expected an integer >= 0")
-        if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not 0 < factor <= 1:
-            raise ValueError(f"Invalid factor: {factor!r}; expected 0 < factor <= 1")
+        if epoch is not None:
+            check_int("epoch", epoch, low=0)
+        if step is not None:
+            check_int("step", step, low=0)
+        check_real("factor", factor, low=0.0, high=1.0, low_open=True)
         self.epoch = epoch
         self.step = step
         self.factor = float(factor)
@@ -93,6 +95,7 @@ class OneTimeLRDrop(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check_lr_owners(trainer)
         remove_lr_schedulers(trainer, owner=type(self).__name__)
         if self.dropped:  # state loaded before fit start: nothing left to check
             return

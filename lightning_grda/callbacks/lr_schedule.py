@@ -19,8 +19,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from lightning_grda.callbacks._schedulers import remove_lr_schedulers
-from lightning_grda.callbacks.lr_drop import OneTimeLRDrop
+from lightning_grda.callbacks.lr_owners import SCHEDULES, check_lr_owners, remove_lr_schedulers
+from lightning_grda.checks import check_choice, check_real
 
 __all__ = ["HoldDecayLR", "hold_decay_factor"]
 
@@ -69,7 +69,7 @@ class HoldDecayLR(Callback):
 
     The defaults are the paper's: hold 50 %, linear to 0.01x the base by 90 %. The callback owns the learning rate:
     an LR scheduler configured alongside it is removed at fit start with a loud warning (see
-    :func:`~lightning_grda.callbacks._schedulers.remove_lr_schedulers`), and combining it with
+    :func:`~lightning_grda.callbacks.lr_owners.remove_lr_schedulers`), and combining it with
     :class:`~lightning_grda.callbacks.lr_drop.OneTimeLRDrop` or a second ``HoldDecayLR`` is an error. Because the
     learning rate is a function of the base and the trainer's counters only, a resumed run gets the same learning rate
     at every epoch (and step) as an uninterrupted one; resuming with another ``max_epochs`` reshapes what is left of
@@ -90,6 +90,8 @@ class HoldDecayLR(Callback):
         "HoldDecayLR{'hold': 0.5, 'end': 0.9, 'final_factor': 0.01, 'interval': 'epoch'}"
     """
 
+    lr_role = SCHEDULES  #: see :mod:`lightning_grda.callbacks.lr_owners`
+
     def __init__(
         self,
         hold: float = 0.5,
@@ -97,14 +99,10 @@ class HoldDecayLR(Callback):
         final_factor: float = 0.01,
         interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
-        if not 0 <= hold <= 1:
-            raise ValueError(f"Invalid hold: {hold!r}; expected 0 <= hold <= end <= 1")
-        if not hold <= end <= 1:
-            raise ValueError(f"Invalid end: {end!r}; expected 0 <= hold <= end <= 1 (hold={hold!r})")
-        if not 0 < final_factor <= 1:
-            raise ValueError(f"Invalid final_factor: {final_factor!r}; expected 0 < final_factor <= 1")
-        if interval not in _INTERVALS:
-            raise ValueError(f"Invalid interval: {interval!r}; expected one of {_INTERVALS}")
+        check_real("hold", hold, low=0.0, high=1.0)
+        check_real("end", end, low=float(hold), high=1.0)  # 0 <= hold <= end <= 1
+        check_real("final_factor", final_factor, low=0.0, high=1.0, low_open=True)
+        check_choice("interval", interval, _INTERVALS)
         self.hold = float(hold)
         self.end = float(end)
         self.final_factor = float(final_factor)
@@ -128,11 +126,7 @@ class HoldDecayLR(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        others = [type(cb).__name__ for cb in trainer.callbacks if cb is not self and isinstance(cb, _LR_OWNERS)]
-        if others:
-            raise ValueError(
-                f"Invalid callbacks: HoldDecayLR sets the learning rate itself and cannot be combined with {others}"
-            )
+        check_lr_owners(trainer)
         if self.interval == "epoch":
             total = trainer.max_epochs
             if total is None or total < 1:
@@ -188,6 +182,3 @@ class HoldDecayLR(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         base_lrs = state_dict.get("base_lrs")
         self.base_lrs = None if base_lrs is None else [[float(lr) for lr in groups] for groups in base_lrs]
-
-
-_LR_OWNERS = (HoldDecayLR, OneTimeLRDrop)

@@ -12,6 +12,7 @@ from typing_extensions import override
 
 from lightning_grda._console import echo
 from lightning_grda._fsdp1 import refuse_fsdp1
+from lightning_grda.checks import check_bool, check_choice, check_int
 from lightning_grda.optim.grda import GRDA
 from lightning_grda.sparsity import SparsityReport, sparsity_report
 
@@ -87,12 +88,11 @@ class SparsityMonitor(Callback):
         per_layer: bool = True,
         print_table: bool = True,
     ) -> None:
-        if logging_interval not in ("step", "epoch"):
-            raise ValueError(f"Invalid logging_interval: {logging_interval!r}; expected 'step' or 'epoch'")
-        if log_every_n_steps is not None and (
-            isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 1
-        ):
-            raise ValueError(f"Invalid log_every_n_steps: {log_every_n_steps!r}; expected a positive int or None")
+        check_choice("logging_interval", logging_interval, ("step", "epoch"))
+        if log_every_n_steps is not None:
+            check_int("log_every_n_steps", log_every_n_steps, low=1)
+        check_bool("per_layer", per_layer)
+        check_bool("print_table", print_table)
         self.logging_interval = logging_interval
         self.log_every_n_steps = log_every_n_steps
         self.per_layer = per_layer

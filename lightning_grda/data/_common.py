@@ -9,6 +9,8 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
+from lightning_grda.checks import check_int
+
 __all__ = ["ClassificationDataModule", "TransformedDataset", "check_loader_args"]
 
 
@@ -26,12 +28,10 @@ def check_loader_args(batch_size: int, num_workers: int) -> None:
         >>> check_loader_args(batch_size=0, num_workers=0)
         Traceback (most recent call last):
         ...
-        ValueError: Invalid batch_size: 0; expected an int > 0
+        ValueError: Invalid batch_size: 0; expected an int >= 1
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"Invalid batch_size: {batch_size!r}; expected an int > 0")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"Invalid num_workers: {num_workers!r}; expected an int >= 0")
+    check_int("batch_size", batch_size, low=1)
+    check_int("num_workers", num_workers, low=0)
 
 
 class TransformedDataset(Dataset):

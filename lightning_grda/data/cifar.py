@@ -17,6 +17,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.transforms import v2
 from typing_extensions import override
 
+from lightning_grda.checks import check_int
 from lightning_grda.data._common import ClassificationDataModule, TransformedDataset
 
 __all__ = [
@@ -78,8 +79,7 @@ class _CIFARDataModule(ClassificationDataModule):
         check_integrity: bool = True,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
-            raise ValueError(f"Invalid val_size: {val_size!r}; expected an int >= 0")
+        check_int("val_size", val_size, low=0)
         self.root = Path(root)
         self.val_size = val_size
         self.seed = seed

@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 from typing_extensions import override
 
+from lightning_grda.checks import check_int, check_real
 from lightning_grda.data._common import ClassificationDataModule
 
 __all__ = ["DIGITS_MEAN", "DIGITS_STD", "N_DIGITS", "DigitsDataModule"]
@@ -80,10 +81,9 @@ class DigitsDataModule(ClassificationDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"Invalid test_fraction: {test_fraction!r}; expected 0 < test_fraction < 1")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"Invalid val_fraction: {val_fraction!r}; expected 0 <= val_fraction < 1")
+        check_real("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_real("val_fraction", val_fraction, low=0.0, high=1.0, high_open=True)
+        check_int("seed", seed)
         n_test = math.ceil(test_fraction * N_DIGITS)
         n_val = math.ceil(val_fraction * (N_DIGITS - n_test))
         n_train = N_DIGITS - n_test - n_val

@@ -15,6 +15,7 @@ from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 from typing_extensions import override
 
+from lightning_grda.checks import check_int
 from lightning_grda.data._common import ClassificationDataModule
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageNetDataModule"]
@@ -23,11 +24,6 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageNetDataModule"]
 # models were trained with (torchvision.models weights' transforms use the same values).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"Invalid {name}: {value!r}; expected an int > 0")
 
 
 class ImageNetDataModule(ClassificationDataModule):
@@ -72,11 +68,9 @@ class ImageNetDataModule(ClassificationDataModule):
         resize: int = 256,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        _positive_int("num_classes", num_classes)
-        _positive_int("image_size", image_size)
-        _positive_int("resize", resize)
-        if resize < image_size:
-            raise ValueError(f"Invalid resize: {resize!r}; expected resize >= image_size ({image_size})")
+        check_int("num_classes", num_classes, low=1)
+        check_int("image_size", image_size, low=1)
+        check_int("resize", resize, low=image_size)  # resize >= image_size
         self.root = Path(root)
         self.num_classes = num_classes
         self.image_size = image_size

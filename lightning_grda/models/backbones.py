@@ -23,23 +23,13 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from lightning_grda.checks import check_choice, check_int, check_real, invalid
+
 __all__ = ["BACKBONES", "CifarResNet", "DigitsCNN", "VGG16", "WideResNet", "build_backbone"]
 
 # Configuration "D" of Simonyan & Zisserman (2015): the 13 conv3x3 layers' channels in 5 stages, each stage ending in
 # a 2x2 max-pool (64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M).
 _VGG16_STAGES: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is an ``int`` (not a ``bool``) of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Invalid {name}: {value!r}; expected an integer >= 1")
-
-
-def _check_dropout(dropout: Any) -> None:
-    """Raise ``ValueError`` unless ``0 <= dropout < 1``."""
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"Invalid dropout: {dropout!r}; expected 0 <= dropout < 1")
 
 
 class DigitsCNN(nn.Module):
@@ -67,8 +57,8 @@ class DigitsCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_int("num_classes", num_classes, low=1)
+        check_int("in_channels", in_channels, low=1)
         super().__init__()
         self.features = nn.Sequential(
             *_conv_bn_relu(in_channels, 32),
@@ -125,8 +115,8 @@ class VGG16(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_int("num_classes", num_classes, low=1)
+        check_int("in_channels", in_channels, low=1)
         super().__init__()
         # Hand-written rather than torchvision's ``make_layers``: that helper is not public API (not in
         # ``torchvision.models.vgg.__all__``) and fixes the input to 3 channels.
@@ -212,12 +202,12 @@ class WideResNet(nn.Module):
     def __init__(
         self, depth: int = 28, widen_factor: int = 10, num_classes: int = 10, dropout: float = 0.0, in_channels: int = 3
     ) -> None:
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(f"Invalid depth: {depth!r}; expected 6n + 4 with n >= 1 (10, 16, 22, 28, ...)")
-        _check_positive_int("widen_factor", widen_factor)
-        _check_positive_int("num_classes", num_classes)
-        _check_dropout(dropout)
-        _check_positive_int("in_channels", in_channels)
+        if check_int("depth", depth, low=10) % 6 != 4:
+            raise invalid("depth", depth, "6n + 4 with n >= 1 (10, 16, 22, 28, ...)")
+        check_int("widen_factor", widen_factor, low=1)
+        check_int("num_classes", num_classes, low=1)
+        check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        check_int("in_channels", in_channels, low=1)
         super().__init__()
         blocks_per_group = (depth - 4) // 6
         widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
@@ -282,12 +272,11 @@ class CifarResNet(nn.Module):
     def __init__(
         self, depth: int = 20, num_classes: int = 10, in_channels: int = 3, shortcut: Literal["pad", "conv"] = "pad"
     ) -> None:
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(f"Invalid depth: {depth!r}; expected 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, ...)")
-        if shortcut not in ("pad", "conv"):
-            raise ValueError(f"Invalid shortcut: {shortcut!r}; expected 'pad' or 'conv'")
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        if check_int("depth", depth, low=8) % 6 != 2:
+            raise invalid("depth", depth, "6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, ...)")
+        check_choice("shortcut", shortcut, ("pad", "conv"))
+        check_int("num_classes", num_classes, low=1)
+        check_int("in_channels", in_channels, low=1)
         super().__init__()
         blocks_per_stage = (depth - 2) // 6
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
@@ -323,8 +312,8 @@ class CifarResNet(nn.Module):
 
 def _resnet50(num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
     """ResNet-50 from torchvision with random weights; a new stem conv when ``in_channels != 3``."""
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
+    check_int("num_classes", num_classes, low=1)
+    check_int("in_channels", in_channels, low=1)
     model = torchvision.models.resnet50(weights=None, num_classes=num_classes, **kwargs)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -383,11 +372,11 @@ def build_backbone(name: str, num_classes: int, in_channels: int | None = None, 
     """
     if name not in _FACTORIES:
         raise ValueError(f"Unknown backbone: {name!r}; expected one of {_quoted(BACKBONES)}")
-    _check_positive_int("num_classes", num_classes)
+    check_int("num_classes", num_classes, low=1)
     factory, default_channels = _FACTORIES[name]
     if in_channels is None:
         in_channels = default_channels
-    _check_positive_int("in_channels", in_channels)
+    check_int("in_channels", in_channels, low=1)
     return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 

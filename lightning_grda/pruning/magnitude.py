@@ -1,4 +1,4 @@
-"""One-shot magnitude (L1) pruning: the baseline GReg is compared with, built on Lightning's ``ModelPruning``.
+"""One-shot magnitude (L1) pruning: the baseline GReg is compared with, as a Trainer callback.
 
 Magnitude pruning: Song Han, Jeff Pool, John Tran, William J. Dally. *Learning both Weights and Connections for
 Efficient Neural Networks*. NeurIPS 2015 (unstructured); Hao Li, Asim Kadav, Igor Durdanovic, Hanan Samet, Hans Peter
@@ -8,38 +8,48 @@ arXiv:2012.09243) reports against the one-shot L1 baseline with the same per-lay
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelPruning
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
-from torch import nn
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.nn.utils import prune
 from typing_extensions import override
 
-from lightning_grda._console import echo
-from lightning_grda.checks import check_int, check_real
-from lightning_grda.layers import LayerSpec, check_layers, layer_names, select_layers
-from lightning_grda.pruning.masks import (
-    MaskKeeper,
-    Target,
-    apply_mask,
-    is_pruned,
-    make_pruning_permanent,
-    register_structure_hooks,
-    same_parameter_order,
-)
-from lightning_grda.sparsity import PruningRow, pruning_report, pruning_table, report_rows
+from lightning_grda.checks import check_bool, check_choice, check_int, check_real, invalid
+from lightning_grda.layers import LayerSpec, check_layers, layer_names
+from lightning_grda.pruning.masks import apply_mask, make_pruning_permanent
+from lightning_grda.pruning.pruned_layers import PrunedLayers
+from lightning_grda.sparsity import PruningRow, effective
 
-__all__ = ["OneShotMagnitudePruning"]
+__all__ = ["OneShotMagnitudePruning", "magnitude_mask"]
 
 
-class OneShotMagnitudePruning(ModelPruning):
+def magnitude_mask(weight: Tensor, sparsity: float, granularity: Literal["weight", "filter"]) -> Tensor:
+    """The keep-mask (1 = kept) that prunes ``round(sparsity * n)`` of ``weight``'s entries or output channels.
+
+    Entries are scored by ``|w|`` (``torch.nn.utils.prune.L1Unstructured``), output channels (dim 0) by their L1 norm
+    (``LnStructured(n=1, dim=0)``); the lowest scores go. The scores come from ``weight`` as given: pass the
+    effective weight of a pruned layer, and its zeros, already the lowest, count toward ``sparsity``.
+
+    Example:
+        >>> magnitude_mask(torch.tensor([[0.1, -3.0], [2.0, 0.0]]), 0.5, "weight").tolist()
+        [[0.0, 1.0], [1.0, 0.0]]
+        >>> magnitude_mask(torch.tensor([[0.1, -3.0], [2.0, 0.0]]), 0.5, "filter").tolist()
+        [[1.0, 1.0], [0.0, 0.0]]
+    """
+    method = prune.LnStructured(sparsity, n=1, dim=0) if granularity == "filter" else prune.L1Unstructured(sparsity)
+    return method.compute_mask(weight, default_mask=torch.ones_like(weight))
+
+
+class OneShotMagnitudePruning(Callback):
     """Prune each layer once by magnitude at the end of an epoch, then fine-tune (or stop): the L1 baseline.
 
-    A thin subclass of Lightning's :class:`~lightning.pytorch.callbacks.ModelPruning`, which does the pruning with
-    :mod:`torch.nn.utils.prune` (``l1_unstructured`` per layer for ``granularity="weight"``; ``ln_structured`` with
-    ``n=1, dim=0``, i.e. output channels by L1 norm, for ``"filter"``), configured to prune exactly once:
+    The masks are computed with :mod:`torch.nn.utils.prune`'s methods (``L1Unstructured`` per layer for
+    ``granularity="weight"``; ``LnStructured`` with ``n=1, dim=0``, i.e. output channels by L1 norm, for
+    ``"filter"``) and applied once:
 
     * ``fine_tune=True``: at the end of the 0-based epoch ``epoch``; epochs ``epoch + 1 ..`` fine-tune the pruned
       model with the masks held.
@@ -47,17 +57,16 @@ class OneShotMagnitudePruning(ModelPruning):
       epoch's validation runs before the pruning (Lightning validates before ``on_train_epoch_end``): evaluate the
       pruned model with ``trainer.test``/``trainer.validate`` after ``fit``.
 
-    What it adds to ``ModelPruning`` (whose other options are fixed here: per-layer amounts, no lottery-ticket reset,
-    masks not baked into checkpoints):
-
     * **The same masks as** :class:`~lightning_grda.pruning.greg.GReg`: ``weight_orig`` * ``weight_mask`` with the
-      parameter order kept; the masked entries of ``weight_orig`` are zeroed after every optimizer step, so they
-      stay exactly zero with momentum and weight decay. With ``"filter"``, a pruned channel's bias entry is masked
-      too, so its output is exactly zero.
-    * **Resume.** ``ModelPruning`` keeps no state and, by default, saves checkpoints with the masks baked in, so a
-      resumed run would lose them. Here checkpoints keep the masks, a pruned checkpoint loads into a fresh model
-      (``load_state_dict`` pre-hooks re-create the structure), and whether (and at which epoch) it pruned is saved,
-      so a resumed run never prunes twice.
+      parameter order kept (also by :meth:`make_permanent`); the masked entries of ``weight_orig`` are zeroed after
+      every optimizer step, so they stay exactly zero with momentum and weight decay. With ``"filter"``, a pruned
+      channel's bias entry is masked too, so its output is exactly zero.
+    * **Sparsity holds, it does not compound.** The scores come from each layer's effective weight, so on a model
+      that is already pruned (a new instance refitting it), the pruned weights count toward ``sparsity``: each layer
+      ends with ``round(sparsity * n)`` masked entries, as with GReg, not ``sparsity`` of what was left.
+    * **Resume.** Checkpoints keep the masks, a pruned checkpoint loads into a fresh model (``load_state_dict``
+      pre-hooks re-create the structure), and whether (and at which epoch) it pruned is saved, so a resumed run
+      never prunes twice.
     * **Layer selection** as GReg's ``layers``, and a per-layer table of filters removed at the end of fitting.
 
     Args:
@@ -92,43 +101,28 @@ class OneShotMagnitudePruning(ModelPruning):
         print_table: bool = True,
     ) -> None:
         check_real("sparsity", sparsity, low=0.0, high=1.0, high_open=True)
-        if granularity not in ("weight", "filter"):
-            raise ValueError(f"Invalid granularity: {granularity!r}; expected 'weight' or 'filter'")
+        check_choice("granularity", granularity, ("weight", "filter"))
+        check_bool("fine_tune", fine_tune)
         if fine_tune:
             if epoch is None:
-                raise ValueError("Invalid epoch: None; with fine_tune=True, give the 0-based epoch to prune at")
+                raise invalid("epoch", epoch, "the 0-based epoch to prune at, with fine_tune=True")
             check_int("epoch", epoch, low=0)
         elif epoch is not None:
-            raise ValueError(f"Invalid epoch: {epoch!r}; with fine_tune=False pruning is at the last epoch: give None")
-        layers = check_layers(layers)
-        filters = granularity == "filter"
-        super().__init__(
-            pruning_fn="ln_structured" if filters else "l1_unstructured",
-            parameter_names=["weight"],
-            use_global_unstructured=False,
-            amount=float(sparsity),
-            apply_pruning=self._due,
-            make_pruning_permanent=False,  # checkpoints keep the masks: a resumed run needs them
-            use_lottery_ticket_hypothesis=False,
-            pruning_dim=0 if filters else None,
-            pruning_norm=1 if filters else None,
-        )
+            raise invalid("epoch", epoch, "None with fine_tune=False (pruning is at the last epoch)")
+        check_bool("make_permanent", make_permanent)
+        check_bool("print_table", print_table)
         self.sparsity = float(sparsity)
         self.epoch = epoch
         self.granularity = granularity
         self.fine_tune = fine_tune
-        self.layers = layers
+        self.layers = check_layers(layers)
         self.make_permanent_at_end = make_permanent
         self.print_table = print_table
         # state (saved in checkpoints)
         self.pruned_at_epoch: int | None = None
         # per fit
         self.prune_epoch: int | None = epoch
-        self._layers: list[tuple[str, nn.Module]] = []
-        self._targets: list[Target] = []
-        self._hooks: list[Any] = []
-        self._keeper = MaskKeeper([])
-        self._epoch = 0
+        self._layers = PrunedLayers(self.layers, granularity)
 
     @property
     @override
@@ -146,28 +140,9 @@ class OneShotMagnitudePruning(ModelPruning):
         """Whether the masks have been applied."""
         return self.pruned_at_epoch is not None
 
-    def _due(self, epoch: int) -> bool:
-        """``ModelPruning``'s ``apply_pruning``: prune at the end of ``prune_epoch``, once."""
-        return not self.pruned and epoch == self.prune_epoch
-
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._layers = select_layers(pl_module, self.layers)
-        self._targets = [Target(f"{name}.weight", m, "weight") for name, m in self._layers]
-        if self.granularity == "filter":
-            self._targets += [
-                Target(f"{name}.bias", m, "bias")
-                for name, m in self._layers
-                if isinstance(getattr(m, "bias", None), nn.Parameter) or is_pruned(m, "bias")
-            ]
-        self._keeper = MaskKeeper(self._targets)
-        self._hooks = register_structure_hooks(self._targets)  # before the checkpoint's module state loads
-        super().setup(trainer, pl_module, stage)
-
-    @override
-    def filter_parameters_to_prune(self, parameters_to_prune: Any = ()) -> list[tuple[nn.Module, str]]:
-        """The selected layers' weights (``ModelPruning`` otherwise takes every layer with a weight)."""
-        return [(m, "weight") for _, m in self._layers]
+        self._layers.setup(pl_module)  # the load hooks go in before the checkpoint's module state loads
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -183,50 +158,26 @@ class OneShotMagnitudePruning(ModelPruning):
                 f"OneShotMagnitudePruning(epoch={self.epoch}) will never prune: training stops after "
                 f"max_epochs={trainer.max_epochs} (epochs are 0-based)."
             )
-        self._keeper.attach(trainer.optimizers)
-
-    @override
-    def apply_pruning(self, amount: int | float) -> None:
-        """Prune every selected layer by ``amount`` (``ModelPruning``), keeping parameter order; mask filter biases."""
-        with ExitStack() as stack:
-            for _, module in self._layers:
-                stack.enter_context(same_parameter_order(module))
-            super().apply_pruning(amount)
-        if self.granularity == "filter":
-            for target in self._targets:
-                if target.name == "bias":
-                    mask = target.module.weight_mask
-                    apply_mask(target.module, "bias", mask.reshape(mask.shape[0], -1).any(dim=1))
-        self._keeper.zero()
-        self.pruned_at_epoch = self._epoch
-        rows = self.report()
-        zeros, total = sum(r.zeros for r in rows), sum(r.weights for r in rows)
-        rank_zero_info(
-            f"OneShotMagnitudePruning: end of epoch {self._epoch}: pruned {zeros:,} of {total:,} weights "
-            f"({zeros / max(total, 1):.1%}) in {len(rows)} layers by L1 {self.granularity}"
-            + ("; fine-tuning with the masks held" if self.fine_tune else "")
-        )
+        self._layers.attach(trainer.optimizers)
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch = trainer.current_epoch
-        super().on_train_epoch_end(trainer, pl_module)
+        if not self.pruned and trainer.current_epoch == self.prune_epoch:
+            self.apply_pruning(trainer.current_epoch)
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.pruned and self.sparsity > 0:
             rank_zero_warn(f"OneShotMagnitudePruning never pruned: training ended before epoch {self.prune_epoch}.")
         if self.make_permanent_at_end and self.pruned:
-            make_pruning_permanent(pl_module)
+            self.make_permanent(pl_module)
         if self.print_table:
-            self._print_table()
+            title = f"One-shot L1 ({self.granularity}, sparsity {self.sparsity:g} per layer)"
+            self._layers.print_table(title, trainer)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._keeper.detach()
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
+        self._layers.teardown()
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -236,19 +187,36 @@ class OneShotMagnitudePruning(ModelPruning):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.pruned_at_epoch = state_dict.get("pruned_at_epoch")
 
+    @torch.no_grad()
+    def apply_pruning(self, epoch: int) -> None:
+        """Mask every selected layer now by :func:`magnitude_mask` of its effective weight (and filter biases)."""
+        for _, module in self._layers.layers:
+            keep = magnitude_mask(effective(module), self.sparsity, self.granularity)
+            apply_mask(module, "weight", keep)
+            if any(t.module is module and t.name == "bias" for t in self._layers.targets):
+                apply_mask(module, "bias", keep.reshape(keep.shape[0], -1).any(dim=1))
+        self.pruned_at_epoch = epoch
+        rows = self.report()
+        zeros, total = sum(r.zeros for r in rows), sum(r.weights for r in rows)
+        rank_zero_info(
+            f"OneShotMagnitudePruning: end of epoch {epoch}: pruned {zeros:,} of {total:,} weights "
+            f"({zeros / max(total, 1):.1%}) in {len(rows)} layers by L1 {self.granularity}"
+            + ("; fine-tuning with the masks held" if self.fine_tune else "")
+        )
+
     def report(self, module: nn.Module | None = None) -> list[PruningRow]:
         """Per layer: the filters (output channels) removed and the zero weights, see :func:`pruning_report`.
 
         Args:
             module: the model; default: the one of the last ``fit`` (its layers as resolved at ``setup``).
         """
-        if module is None:
-            if not self._layers:
-                raise RuntimeError("OneShotMagnitudePruning.report() needs a module before setup: pass `module`")
-            return report_rows(self._layers)
-        return pruning_report(module, self.layers)
+        return self._layers.report(module, owner=type(self).__name__)
 
-    @rank_zero_only
-    def _print_table(self) -> None:
-        title = f"One-shot L1 ({self.granularity}, sparsity {self.sparsity:g} per layer)"
-        echo(None, pruning_table(self.report(), title=title))
+    def make_permanent(self, module: nn.Module) -> list[str]:
+        """Bake every mask of ``module`` into its weights, keeping the parameter order; returns the tensors' names.
+
+        See :func:`~lightning_grda.pruning.masks.make_pruning_permanent` (unlike Lightning's
+        ``ModelPruning.make_pruning_permanent``, which moves each weight after the module's other parameters and so
+        mispairs optimizer state on resume). Do it after training: afterwards nothing holds the pruned weights at zero.
+        """
+        return make_pruning_permanent(module)

@@ -43,13 +43,15 @@ def test_hold_decay_factor(progress, kwargs, expected):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"hold": -0.1}, r"Invalid hold: -0.1; expected 0 <= hold <= end <= 1"),
+        ({"hold": -0.1}, r"Invalid hold: -0.1; expected a finite real number >= 0.0 and <= 1.0$"),
         ({"hold": 1.5}, r"Invalid hold: 1.5"),
-        ({"hold": 0.6, "end": 0.5}, r"Invalid end: 0.5; expected 0 <= hold <= end <= 1 \(hold=0.6\)"),
+        ({"hold": 0.6, "end": 0.5}, r"Invalid end: 0.5; expected a finite real number >= 0.6 and <= 1.0$"),
         ({"end": 1.1}, r"Invalid end: 1.1"),
-        ({"final_factor": 0.0}, r"Invalid final_factor: 0.0; expected 0 < final_factor <= 1"),
+        ({"final_factor": 0.0}, r"Invalid final_factor: 0.0; expected a finite real number > 0.0 and <= 1.0$"),
         ({"final_factor": 2.0}, r"Invalid final_factor: 2.0"),
         ({"interval": "batch"}, r"Invalid interval: 'batch'; expected one of \('epoch', 'step'\)"),
+        ({"hold": True}, r"Invalid hold: True; expected a finite real number"),
+        ({"final_factor": "0.1"}, r"Invalid final_factor: '0.1'; expected a finite real number"),
     ],
 )
 def test_invalid_arguments(kwargs, match):

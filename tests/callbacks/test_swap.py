@@ -23,7 +23,7 @@ class Pruned(GRDAMixin, TinyModule):
 
 
 class TwoOptimizers(L.LightningModule):
-    """A GAN-shaped module: manual optimization, two networks, two Adam optimizers."""
+    """A GAN-shaped module: manual optimization, two networks, two SGD optimizers with momentum."""
 
     def __init__(self, scheduler: bool = False) -> None:
         super().__init__()
@@ -46,7 +46,7 @@ class TwoOptimizers(L.LightningModule):
         return random_loader(16)
 
     def configure_optimizers(self):
-        opts = [torch.optim.Adam(self.a.parameters(), lr=0.1), torch.optim.Adam(self.b.parameters(), lr=0.2)]
+        opts = [torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9) for net, lr in ((self.a, 0.1), (self.b, 0.2))]
         if not self.scheduler:
             return opts
         return opts, [torch.optim.lr_scheduler.StepLR(opts[0], step_size=1)]
@@ -103,11 +103,11 @@ def _trainer(tmp_path, **kwargs) -> L.Trainer:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"c": -0.1}, r"Invalid c: -0\.1; expected a finite float >= 0"),
-        ({"mu": 0.0}, r"Invalid mu: 0\.0; expected a finite float > 0"),
-        ({"lr": -1.0}, r"Invalid learning rate: -1\.0; expected a finite float >= 0"),
-        ({"lr": float("inf")}, r"Invalid learning rate: inf"),
-        ({"exempt_norm_and_bias": "yes"}, r"Invalid exempt_norm_and_bias: 'yes'; expected a bool"),
+        ({"c": -0.1}, r"Invalid c: -0\.1; expected a finite real number >= 0\.0$"),
+        ({"mu": 0.0}, r"Invalid mu: 0\.0; expected a finite real number > 0\.0$"),
+        ({"lr": -1.0}, r"Invalid lr: -1\.0; expected a finite real number >= 0\.0$"),
+        ({"lr": float("inf")}, r"Invalid lr: inf"),
+        ({"exempt_norm_and_bias": "yes"}, r"Invalid exempt_norm_and_bias: 'yes'; expected True or False$"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -203,15 +203,33 @@ def test_module_already_on_grda_is_left_as_configured(tmp_path):
 def test_several_optimizers_are_all_converted_under_manual_optimization(tmp_path):
     model = TwoOptimizers()
     trainer = _trainer(tmp_path, callbacks=[GRDASwap(c=0.01)])
-    with pytest.warns(UserWarning, match=r"GRDASwap converted 2 optimizers \['Adam', 'Adam'\] to GRDA"):
+    with pytest.warns(UserWarning, match=r"GRDASwap converted 2 optimizers \['SGD', 'SGD'\] to GRDA"):
         trainer.fit(model)
     assert model.seen == [GRDA] * 4  # `self.optimizers()` wraps the swapped optimizers
     assert all(isinstance(opt, LightningOptimizer) for opt in model.optimizers())
     first, second = trainer.optimizers
     assert [g["lr"] for g in first.param_groups + second.param_groups] == [0.1, 0.2]
-    assert "betas" not in first.param_groups[0]
+    assert "momentum" not in first.param_groups[0]
     assert {id(p) for p in second.param_groups[0]["params"]} == {id(p) for p in model.b.parameters()}
     assert first.state[model.a.fc1.weight]["step"].item() == 2
+
+
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad])
+def test_an_adaptive_optimizer_without_lr_is_refused_with_how_to_pass_one(tmp_path, optimizer):
+    class Adaptive(TinyModule):
+        def configure_optimizers(self):
+            return optimizer(self.parameters(), lr=1e-4)
+
+    with pytest.raises(
+        ValueError, match=r"^Invalid lr: None; GRDASwap would keep the lr of " + optimizer.__name__
+    ) as err:
+        _trainer(tmp_path, callbacks=[GRDASwap()]).fit(Adaptive())
+    assert "(0.0001), an adaptive optimizer" in str(err.value)
+    assert "gRDA's lr is a plain SGD learning rate (the paper: 0.1 at batch size 256" in str(err.value)
+    assert "pass one, GRDASwap(lr=0.1), or `init_args: {lr: 0.1}` under GRDASwap in a config" in str(err.value)
+    trainer = _trainer(tmp_path, max_steps=1, callbacks=[GRDASwap(lr=0.1)])
+    trainer.fit(Adaptive())  # an explicit lr replaces it
+    assert [group["lr"] for group in trainer.optimizers[0].param_groups] == [0.1]
 
 
 def test_manual_optimization_with_a_scheduler_is_refused(tmp_path):

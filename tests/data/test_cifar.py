@@ -208,7 +208,7 @@ def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": 0}, r"Invalid batch_size: 0; expected an int > 0"),
+        ({"batch_size": 0}, r"Invalid batch_size: 0; expected an int >= 1$"),
         ({"num_workers": -1}, r"Invalid num_workers: -1; expected an int >= 0"),
         ({"val_size": -5}, r"Invalid val_size: -5; expected an int >= 0"),
         ({"val_size": 0.5}, r"Invalid val_size: 0.5"),

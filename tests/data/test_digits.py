@@ -116,12 +116,12 @@ def test_trainer_fits_and_tests(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": 0}, r"Invalid batch_size: 0; expected an int > 0"),
+        ({"batch_size": 0}, r"Invalid batch_size: 0; expected an int >= 1$"),
         ({"batch_size": True}, r"Invalid batch_size: True"),
         ({"num_workers": -1}, r"Invalid num_workers: -1; expected an int >= 0"),
-        ({"test_fraction": 0.0}, r"Invalid test_fraction: 0.0; expected 0 < test_fraction < 1"),
+        ({"test_fraction": 0.0}, r"Invalid test_fraction: 0.0; expected a finite real number > 0.0 and < 1.0$"),
         ({"test_fraction": 0.001}, r"Invalid test_fraction: 0.001; it leaves 2 test images"),
-        ({"val_fraction": 1.0}, r"Invalid val_fraction: 1.0; expected 0 <= val_fraction < 1"),
+        ({"val_fraction": 1.0}, r"Invalid val_fraction: 1.0; expected a finite real number >= 0.0 and < 1.0$"),
         ({"val_fraction": 0.001}, r"Invalid val_fraction: 0.001; it leaves 2 val"),
         ({"val_fraction": 0.999}, r"Invalid val_fraction: 0.999; it leaves 1436 val and 1 train"),
     ],

@@ -89,11 +89,11 @@ def test_num_classes_is_checked_against_the_tree(tree):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": -1}, r"Invalid batch_size: -1; expected an int > 0"),
+        ({"batch_size": -1}, r"Invalid batch_size: -1; expected an int >= 1$"),
         ({"num_workers": -2}, r"Invalid num_workers: -2; expected an int >= 0"),
-        ({"num_classes": 0}, r"Invalid num_classes: 0; expected an int > 0"),
-        ({"image_size": 0}, r"Invalid image_size: 0; expected an int > 0"),
-        ({"image_size": 32, "resize": 16}, r"Invalid resize: 16; expected resize >= image_size \(32\)"),
+        ({"num_classes": 0}, r"Invalid num_classes: 0; expected an int >= 1$"),
+        ({"image_size": 0}, r"Invalid image_size: 0; expected an int >= 1$"),
+        ({"image_size": 32, "resize": 16}, r"Invalid resize: 16; expected an int >= 32$"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):

@@ -1,4 +1,4 @@
-"""Tests for OneShotMagnitudePruning (a ModelPruning subclass)."""
+"""Tests for OneShotMagnitudePruning (lightning_grda/pruning/magnitude.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelPruning
+from torch import nn
 
 from lightning_grda.pruning.magnitude import OneShotMagnitudePruning
 from lightning_grda.pruning.masks import is_pruned
@@ -58,10 +59,15 @@ def fit(root, callbacks, module=None, ckpt_path=None, max_epochs=3, **kwargs):
         ({"sparsity": 1.0, "epoch": 1}, r"Invalid sparsity: 1.0; expected a finite real number >= 0.0 and < 1.0$"),
         ({"sparsity": -0.5, "epoch": 1}, r"Invalid sparsity: -0.5"),
         ({"epoch": 1, "granularity": "channel"}, r"Invalid granularity: 'channel'"),
-        ({}, r"Invalid epoch: None; with fine_tune=True, give the 0-based epoch"),
+        ({}, r"Invalid epoch: None; expected the 0-based epoch to prune at, with fine_tune=True$"),
         ({"epoch": -1}, r"Invalid epoch: -1; expected an int >= 0$"),
-        ({"epoch": 2, "fine_tune": False}, r"Invalid epoch: 2; with fine_tune=False pruning is at the last epoch"),
+        (
+            {"epoch": 2, "fine_tune": False},
+            r"Invalid epoch: 2; expected None with fine_tune=False \(pruning is at the last epoch\)$",
+        ),
         ({"epoch": 1, "layers": []}, r"Invalid layers: \[\]"),
+        ({"epoch": True}, r"Invalid epoch: True; expected an int >= 0$"),
+        ({"epoch": 1, "fine_tune": 1}, r"Invalid fine_tune: 1; expected True or False$"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -69,10 +75,29 @@ def test_invalid_arguments(kwargs, match):
         OneShotMagnitudePruning(**kwargs)
 
 
-def test_is_a_model_pruning_callback():
-    pruner = OneShotMagnitudePruning(sparsity=0.5, epoch=1)
-    assert isinstance(pruner, ModelPruning)
+def test_is_a_plain_callback_whose_make_permanent_keeps_the_parameter_order():
+    """Lightning's ModelPruning.make_pruning_permanent puts a Linear's weight after its bias; the pack's does not."""
+    pruner = OneShotMagnitudePruning(sparsity=0.5, epoch=1, print_table=False)
+    assert not isinstance(pruner, ModelPruning)
+    assert not hasattr(pruner, "make_pruning_permanent")
     assert pruner.state_key != OneShotMagnitudePruning(sparsity=0.5, epoch=2).state_key
+    net = nn.Sequential(nn.Linear(4, 3))
+    pruner._layers.setup(net)
+    pruner.apply_pruning(epoch=1)
+    assert pruner.make_permanent(net) == ["0.weight"]
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    assert int((net[0].weight == 0).sum()) == 6
+
+
+@pytest.mark.parametrize("granularity", ["weight", "filter"])
+def test_a_new_instance_on_a_pruned_model_holds_the_sparsity_as_greg_does(tmp_path, granularity):
+    module, _ = fit(tmp_path / "a", [OneShotMagnitudePruning(0.5, epoch=0, granularity=granularity)], max_epochs=1)
+    recorder = EpochRecorder()
+    fit(
+        tmp_path / "b", [OneShotMagnitudePruning(0.5, epoch=0, granularity=granularity), recorder], module, max_epochs=1
+    )
+    want = {"fc1": 64, "fc2": 24} if granularity == "weight" else {"fc1": 8 * 8, "fc2": 2 * 16}
+    assert recorder.zeros == {0: want}  # 0.5 of each layer, not 0.75
 
 
 def test_layer_filter_matching_nothing_fails_at_setup_naming_it(tmp_path):
