@@ -414,8 +414,6 @@ def grda(
         fused_grda_(params, grads, duals, lr, new_thresholds)
     elif foreach or (foreach is None and params[0].device.type != "cpu"):
         _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
-    elif foreach is None:
-        _interleaved_grda(params, grads, duals, lr, new_thresholds)
     else:
         _single_tensor_grda(params, grads, duals, lr, new_thresholds)
 
@@ -434,29 +432,42 @@ def _advance_thresholds(steps: list[Tensor], thresholds: list[Tensor], lr: float
     return torch.stack(thresholds).tolist()
 
 
-def _single_tensor_grda(
-    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
-) -> None:
-    """The readable reference: the update written once per tensor."""
-    for p, g, a, t in zip(params, grads, duals, thresholds):
-        a.add_(g, alpha=-lr)
-        p.copy_(softshrink(a, t))
+def _probe_softshrink_out() -> Callable[..., Tensor] | None:
+    """The private ``softshrink`` binding that takes ``out=``, if this torch has one that works; else None.
+
+    ``torch._C._nn.softshrink`` is what ``F.softshrink`` calls; it takes ``out=`` (``F.softshrink`` does not) and costs
+    a third less per call than ``torch.ops.aten.softshrink.out``, which matters for the many small tensors. Being
+    private, it may change or go: it is tried once here on a tiny tensor, and the public op is used without it.
+    """
+    op = getattr(getattr(torch._C, "_nn", None), "softshrink", None)
+    if op is None:
+        return None
+    try:
+        out = torch.empty(2)
+        op(torch.tensor([-1.0, 0.25]), 0.5, out=out)
+    except Exception:  # noqa: BLE001 - any failure of a private binding means: do not use it
+        return None
+    return op if out.tolist() == [-0.5, 0.0] else None
+
+
+_softshrink_out = _probe_softshrink_out()
 
 
 def _shrink_into(p: Tensor, a: Tensor, t: float) -> None:
     """``p = softshrink(a, t)``, written straight into ``p`` when it has the dual average's dtype (no temporary)."""
-    if p.dtype == a.dtype:
-        # torch._C._nn.softshrink is what F.softshrink calls; it takes out= (F.softshrink does not) and costs a
-        # third less per call than torch.ops.aten.softshrink.out, which matters for the many small tensors.
-        torch._C._nn.softshrink(a, t, out=p)
+    if _softshrink_out is not None and p.dtype == a.dtype:
+        _softshrink_out(a, t, out=p)
     else:
         p.copy_(softshrink(a, t))
 
 
-def _interleaved_grda(
+def _single_tensor_grda(
     params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
 ) -> None:
-    """The CPU path: each tensor's soft threshold right after its update, reading the dual average from cache."""
+    """The readable loop, and the CPU default.
+
+    Each tensor's soft threshold comes right after its update, while its dual average is still in cache.
+    """
     for p, g, a, t in zip(params, grads, duals, thresholds):
         a.add_(g, alpha=-lr)
         _shrink_into(p, a, t)

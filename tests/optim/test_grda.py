@@ -2,6 +2,7 @@ import copy
 import io
 import math
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -112,6 +113,39 @@ def test_fast_paths_equal_readable_loop_float64(foreach):
     for p, q in zip(ref, fast):
         assert torch.equal(p, q)
         assert torch.equal(o_ref.state[p]["dual"], o_fast.state[q]["dual"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_private_softshrink_out_and_its_public_fallback_agree(monkeypatch, dtype):
+    grda_module = sys.modules[GRDA.__module__]
+
+    assert grda_module._softshrink_out is not None  # this torch has the private binding, and it passed the probe
+    results = []
+    for private in (True, False):
+        if not private:
+            monkeypatch.setattr(grda_module, "_softshrink_out", None)
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2)).to(dtype)
+        opt = GRDA(model.parameters(), lr=0.1, c=0.05, mu=0.6, foreach=False)
+        for _ in range(5):
+            opt.zero_grad()
+            model(torch.randn(4, 6, dtype=dtype)).square().mean().backward()
+            opt.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_a_broken_private_softshrink_falls_back_to_the_public_op(monkeypatch):
+    grda_module = sys.modules[GRDA.__module__]
+
+    def broken(*args, **kwargs):
+        raise TypeError("no out= here")
+
+    monkeypatch.setattr(torch._C._nn, "softshrink", broken)
+    assert grda_module._probe_softshrink_out() is None
+    monkeypatch.delattr(torch._C._nn, "softshrink")
+    assert grda_module._probe_softshrink_out() is None
 
 
 def test_dual_average_starts_at_the_weights_of_the_first_step():
