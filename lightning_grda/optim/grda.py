@@ -19,6 +19,8 @@ from torch import Tensor
 from torch.nn.functional import softshrink
 from torch.optim import Optimizer
 
+from lightning_grda.checks import check_choice, check_real
+
 __all__ = ["GRDA", "grda", "threshold_increment"]
 
 NonFinitePolicy = Literal["raise", "skip", "ignore"]
@@ -160,8 +162,7 @@ class GRDA(Optimizer):
         foreach: bool | None = None,
         fused: bool = False,
     ) -> None:
-        if nonfinite not in _NONFINITE_POLICIES:
-            raise ValueError(f"Invalid nonfinite: {nonfinite!r}; expected one of {_NONFINITE_POLICIES}")
+        check_choice("nonfinite", nonfinite, _NONFINITE_POLICIES)
         if fused and foreach:
             raise ValueError(f"Invalid foreach: {foreach!r} with fused=True; the fused path replaces foreach")
         defaults = {"lr": lr, "c": c, "mu": mu, "nonfinite": nonfinite, "foreach": foreach, "fused": fused}
@@ -170,7 +171,7 @@ class GRDA(Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group, checking the group's own ``lr``, ``c`` and ``mu`` first (see :class:`GRDA`)."""
-        _check_hyperparameters(*(param_group.get(key, self.defaults[key]) for key in ("lr", "c", "mu")))
+        _check_group(*(param_group.get(key, self.defaults[key]) for key in ("lr", "c", "mu")))
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -205,7 +206,8 @@ class GRDA(Optimizer):
             state_dict: the state, as returned by :meth:`state_dict`.
 
         Raises:
-            ValueError: the state has no ``c`` or ``mu`` in its param groups: it was not saved by GRDA.
+            ValueError: the state has no ``c`` or ``mu`` in its param groups: it was not saved by GRDA; or a saved
+                dual average's shape differs from its parameter's (the state of another model): nothing is loaded.
         """
         for i, group in enumerate(state_dict["param_groups"]):
             missing = [key for key in ("c", "mu") if key not in group]
@@ -219,9 +221,18 @@ class GRDA(Optimizer):
             index: {key: value for key, value in param_state.items() if key in ("dual", "threshold")}
             for index, param_state in state_dict["state"].items()
         }
-        super().load_state_dict(state_dict)
         saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        where = [(gi, pi) for gi, group in enumerate(self.param_groups) for pi in range(len(group["params"]))]
         params = [p for group in self.param_groups for p in group["params"]]
+        for index, p, (gi, pi) in zip(saved_ids, params, where):
+            dual = saved.get(index, {}).get("dual")
+            if dual is not None and tuple(dual.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"Invalid state_dict: the dual average of param_groups[{gi}]['params'][{pi}] has shape "
+                    f"{tuple(dual.shape)}, the parameter has shape {tuple(p.shape)}: the state is another model's, "
+                    "so nothing was loaded"
+                )
+        super().load_state_dict(state_dict)
         for index, p in zip(saved_ids, params):
             if index not in saved or p not in self.state:
                 continue
@@ -249,6 +260,12 @@ class GRDA(Optimizer):
             if p.is_complex():
                 raise RuntimeError("GRDA does not support complex parameters: the soft threshold needs an order")
             state = self.state[p]
+            if len(state) != 0 and state["dual"].shape != p.shape:
+                # Never let the update resize a parameter (softshrink's out= would): refuse before any change.
+                raise RuntimeError(
+                    f"GRDA: the dual average has shape {tuple(state['dual'].shape)} but its parameter has shape "
+                    f"{tuple(p.shape)} (was the parameter replaced or resized?); the step was not taken"
+                )
             if len(state) == 0:
                 # The dual average starts at the parameter's value at its first step: a random init, or the
                 # pretrained weights when fine-tuning.
@@ -275,14 +292,19 @@ class GRDA(Optimizer):
 
         Raises:
             FloatingPointError: a gradient holds NaN or inf and ``nonfinite="raise"``.
+            ValueError: a group's ``lr``, ``c`` or ``mu`` was set to an invalid value after construction (nothing
+                changed).
+            RuntimeError: a parameter's shape no longer matches its dual average (nothing changed).
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
 
+        # Before any state changes: a scheduler (or a user) may have written a bad value since construction.
+        hyper = [_check_group(group["lr"], group["c"], group["mu"]) for group in self.param_groups]
         groups = []
-        for group in self.param_groups:
+        for group, (lr, c, mu) in zip(self.param_groups, hyper):
             params: list[Tensor] = []
             grads: list[Tensor] = []
             duals: list[Tensor] = []
@@ -290,7 +312,7 @@ class GRDA(Optimizer):
             thresholds: list[Tensor] = []
             self._init_group(group, params, grads, duals, steps, thresholds)
             if params:
-                groups.append((group, params, grads, duals, steps, thresholds))
+                groups.append((group, params, grads, duals, steps, thresholds, lr, c, mu))
         if not groups:
             return loss
 
@@ -308,16 +330,16 @@ class GRDA(Optimizer):
             warnings.warn(f"GRDA: non-finite gradient in {names}; skipped this step", RuntimeWarning, stacklevel=2)
             return loss
 
-        for group, params, grads, duals, steps, thresholds in groups:
+        for group, params, grads, duals, steps, thresholds, lr, c, mu in groups:
             grda(
                 params,
                 grads,
                 duals,
                 steps,
                 thresholds,
-                lr=group["lr"],
-                c=group["c"],
-                mu=group["mu"],
+                lr=lr,
+                c=c,
+                mu=mu,
                 foreach=group["foreach"],
                 fused=group["fused"],
             )
@@ -335,7 +357,13 @@ class GRDA(Optimizer):
         return ", ".join(bad)
 
 
+def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float, float, float]:
+    """Check one group's hyperparameters (refusing bools; numpy scalars and 0-dim real tensors are numbers)."""
+    return check_real("lr", lr, low=0.0), check_real("c", c, low=0.0), check_real("mu", mu, low=0.0, low_open=True)
+
+
 def _check_hyperparameters(lr: Any, c: Any, mu: Any) -> None:
+    """The older checks with their older messages, kept only for ``callbacks/swap.py`` until it uses checks.py."""
     if isinstance(lr, Tensor) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
         raise ValueError(f"Invalid learning rate: {lr!r}; expected a finite float >= 0")
     if not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
@@ -386,8 +414,6 @@ def grda(
         fused_grda_(params, grads, duals, lr, new_thresholds)
     elif foreach or (foreach is None and params[0].device.type != "cpu"):
         _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
-    elif foreach is None:
-        _interleaved_grda(params, grads, duals, lr, new_thresholds)
     else:
         _single_tensor_grda(params, grads, duals, lr, new_thresholds)
 
@@ -406,29 +432,42 @@ def _advance_thresholds(steps: list[Tensor], thresholds: list[Tensor], lr: float
     return torch.stack(thresholds).tolist()
 
 
-def _single_tensor_grda(
-    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
-) -> None:
-    """The readable reference: the update written once per tensor."""
-    for p, g, a, t in zip(params, grads, duals, thresholds):
-        a.add_(g, alpha=-lr)
-        p.copy_(softshrink(a, t))
+def _probe_softshrink_out() -> Callable[..., Tensor] | None:
+    """The private ``softshrink`` binding that takes ``out=``, if this torch has one that works; else None.
+
+    ``torch._C._nn.softshrink`` is what ``F.softshrink`` calls; it takes ``out=`` (``F.softshrink`` does not) and costs
+    a third less per call than ``torch.ops.aten.softshrink.out``, which matters for the many small tensors. Being
+    private, it may change or go: it is tried once here on a tiny tensor, and the public op is used without it.
+    """
+    op = getattr(getattr(torch._C, "_nn", None), "softshrink", None)
+    if op is None:
+        return None
+    try:
+        out = torch.empty(2)
+        op(torch.tensor([-1.0, 0.25]), 0.5, out=out)
+    except Exception:  # noqa: BLE001 - any failure of a private binding means: do not use it
+        return None
+    return op if out.tolist() == [-0.5, 0.0] else None
+
+
+_softshrink_out = _probe_softshrink_out()
 
 
 def _shrink_into(p: Tensor, a: Tensor, t: float) -> None:
     """``p = softshrink(a, t)``, written straight into ``p`` when it has the dual average's dtype (no temporary)."""
-    if p.dtype == a.dtype:
-        # torch._C._nn.softshrink is what F.softshrink calls; it takes out= (F.softshrink does not) and costs a
-        # third less per call than torch.ops.aten.softshrink.out, which matters for the many small tensors.
-        torch._C._nn.softshrink(a, t, out=p)
+    if _softshrink_out is not None and p.dtype == a.dtype:
+        _softshrink_out(a, t, out=p)
     else:
         p.copy_(softshrink(a, t))
 
 
-def _interleaved_grda(
+def _single_tensor_grda(
     params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
 ) -> None:
-    """The CPU path: each tensor's soft threshold right after its update, reading the dual average from cache."""
+    """The readable loop, and the CPU default.
+
+    Each tensor's soft threshold comes right after its update, while its dual average is still in cache.
+    """
     for p, g, a, t in zip(params, grads, duals, thresholds):
         a.add_(g, alpha=-lr)
         _shrink_into(p, a, t)

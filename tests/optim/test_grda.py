@@ -1,8 +1,11 @@
 import copy
 import io
 import math
+import re
+import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -110,6 +113,39 @@ def test_fast_paths_equal_readable_loop_float64(foreach):
     for p, q in zip(ref, fast):
         assert torch.equal(p, q)
         assert torch.equal(o_ref.state[p]["dual"], o_fast.state[q]["dual"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_private_softshrink_out_and_its_public_fallback_agree(monkeypatch, dtype):
+    grda_module = sys.modules[GRDA.__module__]
+
+    assert grda_module._softshrink_out is not None  # this torch has the private binding, and it passed the probe
+    results = []
+    for private in (True, False):
+        if not private:
+            monkeypatch.setattr(grda_module, "_softshrink_out", None)
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2)).to(dtype)
+        opt = GRDA(model.parameters(), lr=0.1, c=0.05, mu=0.6, foreach=False)
+        for _ in range(5):
+            opt.zero_grad()
+            model(torch.randn(4, 6, dtype=dtype)).square().mean().backward()
+            opt.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_a_broken_private_softshrink_falls_back_to_the_public_op(monkeypatch):
+    grda_module = sys.modules[GRDA.__module__]
+
+    def broken(*args, **kwargs):
+        raise TypeError("no out= here")
+
+    monkeypatch.setattr(torch._C._nn, "softshrink", broken)
+    assert grda_module._probe_softshrink_out() is None
+    monkeypatch.delattr(torch._C._nn, "softshrink")
+    assert grda_module._probe_softshrink_out() is None
 
 
 def test_dual_average_starts_at_the_weights_of_the_first_step():
@@ -237,9 +273,9 @@ def test_state_dict_roundtrip_continues_exactly(dtype):
 
 def test_invalid_hyperparameters_name_the_argument_and_value():
     p = [torch.zeros(2, requires_grad=True)]
-    with pytest.raises(ValueError, match=r"Invalid learning rate: -0\.1"):
+    with pytest.raises(ValueError, match=r"Invalid lr: -0\.1; expected a finite real number >= 0"):
         GRDA(p, lr=-0.1)
-    with pytest.raises(ValueError, match=r"Invalid learning rate: nan"):
+    with pytest.raises(ValueError, match=r"Invalid lr: nan"):
         GRDA(p, lr=float("nan"))
     with pytest.raises(ValueError, match=r"Invalid c: -1"):
         GRDA(p, c=-1)
@@ -253,6 +289,70 @@ def test_invalid_hyperparameters_name_the_argument_and_value():
         GRDA(p, foreach=True, fused=True)
     with pytest.raises(ValueError, match=r"Invalid c: -0\.2"):
         GRDA([{"params": p}, {"params": [torch.zeros(1, requires_grad=True)], "c": -0.2}])
+
+
+def test_hyperparameters_refuse_bools_and_accept_numpy_and_0dim_tensors():
+    p = [torch.zeros(2, requires_grad=True)]
+    with pytest.raises(ValueError, match=r"Invalid lr: True"):
+        GRDA(p, lr=True)
+    with pytest.raises(ValueError, match=r"Invalid c: True"):
+        GRDA(p, c=True)
+    with pytest.raises(ValueError, match=r"Invalid mu: False"):
+        GRDA(p, mu=False)
+    for value in (np.float32(0.1), np.float64(0.1), torch.tensor(0.1)):
+        opt = GRDA(p, lr=value, c=np.float32(0.01), mu=np.float64(0.6))
+        p[0].grad = torch.ones(2)
+        opt.step()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, True])
+@pytest.mark.parametrize("key", ["lr", "c", "mu"])
+def test_a_bad_value_set_after_construction_changes_nothing(key, bad):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = GRDA(model.parameters(), lr=0.1, c=0.01, mu=0.6)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    before = copy.deepcopy((model.state_dict(), opt.state_dict()["state"]))
+    good = opt.param_groups[0][key]
+    opt.param_groups[0][key] = bad
+    with pytest.raises(ValueError, match=rf"Invalid {key}: {bad!r}"):
+        opt.step()
+    torch.testing.assert_close((model.state_dict(), opt.state_dict()["state"]), before, rtol=0, atol=0)
+    opt.param_groups[0][key] = good  # a valid value restored: training goes on
+    opt.step()
+    assert opt.state[model.weight]["step"].item() == 2
+
+
+def test_loading_state_of_another_shape_is_refused_naming_both_shapes():
+    src = nn.Linear(4, 3)
+    opt = GRDA(src.parameters(), lr=0.1)
+    src(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    for shape in ((3, 1), (4, 3)):
+        dst = nn.Linear(shape[1], shape[0])
+        weight = dst.weight.detach().clone()
+        o = GRDA(dst.parameters(), lr=0.1)
+        with pytest.raises(
+            ValueError,
+            match=rf"\[0\]\['params'\]\[0\] has shape \(3, 4\), the parameter has shape {re.escape(str(shape))}",
+        ):
+            o.load_state_dict(opt.state_dict())
+        assert len(o.state) == 0
+        dst(torch.randn(2, shape[1])).sum().backward()
+        o.step()  # still usable, and the parameter keeps its shape
+        assert dst.weight.shape == weight.shape
+
+
+def test_step_never_resizes_a_parameter():
+    model = nn.Linear(4, 3)
+    opt = GRDA(model.parameters(), lr=0.1)
+    model(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    opt.state[model.weight]["dual"] = torch.zeros(4, 3)  # a corrupted state
+    with pytest.raises(RuntimeError, match=r"dual average has shape \(4, 3\) but its parameter has shape \(3, 4\)"):
+        opt.step()
+    assert model.weight.shape == (3, 4)
 
 
 def test_sparse_gradients_are_refused():
