@@ -15,6 +15,8 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
+from lightning_grda._resume import check_resume, explicit_model_options, read_checkpoint
+
 __all__ = ["COMMANDS", "CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -35,14 +37,40 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class GRDACLI(LightningCLI):
-    """LightningCLI with two additions.
+    """LightningCLI with three additions.
 
     * The datamodule's ``num_classes`` and the channel count of its ``input_shape`` are passed to the model's
       ``num_classes`` and ``in_channels`` (so a CIFAR-100 config need not repeat 100). Every datamodule of the pack
       has both attributes; a model used with this command takes both arguments.
     * ``fit`` ends by evaluating the test split with the final weights (the ones whose sparsity is reported), so
       ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it.
+    * ``--ckpt_path`` is checked before the checkpoint's model hyperparameters replace the model configuration
+      (:func:`lightning_grda._resume.check_resume`): an empty or unreadable file, an explicit model option that the
+      checkpoint contradicts, or a gRDA checkpoint resumed with another optimizer is a one-line error (exit 2).
     """
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse as LightningCLI does, then check ``--ckpt_path`` against the options given."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not path or subcommand not in self._subcommand_parsers:
+            return
+        argv = sys.argv[1:] if args is None else args
+        named = explicit_model_options(argv) if isinstance(argv, (list, tuple)) else set()
+        config = self.config[subcommand]
+        defaults = self._subcommand_parsers[subcommand].get_defaults()
+        try:
+            check_resume(
+                read_checkpoint(path),
+                str(path),
+                model=_plain(config.get("model")),
+                defaults=_plain(defaults.get("model")),
+                named=named,
+                optimizer=_plain(config.get("optimizer")),
+            )
+        except ValueError as err:
+            self._subcommand_parsers[subcommand].error(str(err))
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Add ``--test_after_fit`` and the datamodule-to-model links."""
@@ -58,6 +86,15 @@ class GRDACLI(LightningCLI):
         """Evaluate the test split with the final weights, unless ``--test_after_fit false``."""
         if self.config["fit"].get("test_after_fit", True) and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    """A jsonargparse ``Namespace`` (or ``None``) as nested dicts."""
+    if value is None:
+        return {}
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    return dict(value) if isinstance(value, dict) else {"class_path": value}
 
 
 def _channels(input_shape: Any) -> int:

@@ -113,3 +113,17 @@ def join_gloo(rank: int, port: int) -> None:
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
+
+
+class KillAtStep(L.Callback):
+    """Kill this process with SIGKILL before optimizer step ``step``: a real crash, for resume tests via the CLI."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        import os
+        import signal
+
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

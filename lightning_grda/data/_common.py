@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 from lightning_grda.checks import check_int
+from lightning_grda.data.resumable import ResumableLoader
 
 __all__ = ["ClassificationDataModule", "TransformedDataset", "check_loader_args"]
 
@@ -87,18 +88,24 @@ class ClassificationDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        options = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if shuffle:
+            # order = f(seed, epoch), resumable mid-epoch: see lightning_grda/data/resumable.py
+            return ResumableLoader(dataset, shuffle=True, **options)
+        return DataLoader(dataset, shuffle=False, **options)
 
     @override
     def train_dataloader(self) -> DataLoader:
-        """Shuffled loader over the training split."""
+        """Loader over the training split, shuffled as a function of (``seed_everything`` seed, epoch).
+
+        A :class:`~lightning_grda.data.resumable.ResumableLoader`: a resume from any checkpoint, end-of-epoch or
+        mid-epoch, continues on the batches the uninterrupted run would have seen.
+        """
         return self._loader(self.train_set, shuffle=True)
 
     @override
