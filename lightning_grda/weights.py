@@ -103,10 +103,16 @@ def _state_dict_of(obj: Any, name: str) -> dict[str, Tensor]:
 
 
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
+    from lightning_grda.export.sparse_file import FORMAT, load_sparse
+
     try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+        if metadata.get("format") == FORMAT:  # the compact file of lightning_grda.export.save_sparse
+            return load_sparse(path)
         return load_file(path, device="cpu")
     except (SafetensorError, OSError) as err:
         raise ValueError(f"Invalid weights file: {str(path)!r} could not be read as safetensors: {err}") from err
