@@ -15,6 +15,8 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
+from lightning_grda.init_weights import load_weights
+
 __all__ = ["COMMANDS", "CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -42,6 +44,8 @@ class GRDACLI(LightningCLI):
       has both attributes; a model used with this command takes both arguments.
     * ``fit`` ends by evaluating the test split with the final weights (the ones whose sparsity is reported), so
       ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it.
+    * ``--init_from PATH`` loads only the model's weights from a file right after the classes are instantiated,
+      before any training (:mod:`lightning_grda.init_weights`); ``--init_strict false`` loads what matches.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -49,15 +53,30 @@ class GRDACLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=True, help="fit only: evaluate the test split after training"
         )
+        parser.add_argument("--init_from", type=str | None, default=None, help=_INIT_FROM_HELP)
+        parser.add_argument("--init_strict", type=bool, default=True, help="init_from: refuse any key mismatch")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(
             "data.input_shape", "model.init_args.in_channels", compute_fn=_channels, apply_on="instantiate"
         )
 
+    def instantiate_classes(self) -> None:
+        """Instantiate the classes, then load ``--init_from``'s weights into the model (no optimizer exists yet)."""
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("init_from"):
+            load_weights(self.model, config["init_from"], strict=config.get("init_strict", True))
+
     def after_fit(self) -> None:
         """Evaluate the test split with the final weights, unless ``--test_after_fit false``."""
         if self.config["fit"].get("test_after_fit", True) and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+
+
+_INIT_FROM_HELP = (
+    "start from the model weights in this file (a Lightning .ckpt, a state dict, a .safetensors): weights only, "
+    "not a resume (see --ckpt_path)"
+)
 
 
 def _channels(input_shape: Any) -> int:
