@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -179,6 +180,12 @@ def load_weights(
         ValueError: the file cannot be read (the message names it), or its keys do not match the model's (the message
             lists the first missing and unexpected keys and the shapes that differ).
     """
+    if not Path(path).exists():
+        raise ValueError(
+            f"Invalid init_from: {str(path)!r}; no such file (relative paths start at {os.getcwd()}). Train the model "
+            "that writes it first (the digits GReg configs start from trained/digits_sgd.ckpt, which "
+            "`lightning-grda fit --config configs/digits_sgd.yaml` writes), or pass --init_from null"
+        )
     state = read_state_dict(path, weights_only=weights_only)
     match = match_weights(model, state)
     how = f" (keys {match.rename})" if match.rename else ""

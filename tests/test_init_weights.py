@@ -128,5 +128,5 @@ def test_a_pruned_layer_gives_its_masked_weight():
 
 
 def test_a_missing_file_names_it(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match=r"Invalid init_from: '.*nope.ckpt'; no such file .*digits_sgd.yaml"):
         load_weights(Wrapped(), tmp_path / "nope.ckpt")
