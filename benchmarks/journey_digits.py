@@ -50,6 +50,15 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
     parser.add_argument("--tune", action="store_true", help="also run tune-c and the full fit with its choice")
     parser.add_argument("--max-epochs", type=int, default=None, help="override every fit's max_epochs (smoke runs)")
     parser.add_argument("--tune-epochs", type=int, default=3, help="tune-c --epochs")
+    parser.add_argument("--tune-max-trials", type=int, default=8, help="tune-c --max_trials")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="max_epochs of the run from SGD's weights")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["sgd", "finetune", "scratch", "tune"],
+        default=None,
+        help="run only these steps (finetune needs <workdir>/trained/digits_sgd.ckpt from an earlier sgd step)",
+    )
     parser.add_argument("--limit-train-batches", type=float, default=None, help="for a quick smoke run")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # the CLI runs below get their arguments explicitly, not this script's
@@ -61,12 +70,20 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
     os.chdir(workdir)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, working in {workdir}", flush=True)
 
+    steps = set(args.only or ["sgd", "finetune", "scratch", *(["tune"] if args.tune else [])])
     results: list[tuple[str, dict[str, float]]] = []
-    fit("SGD (digits_sgd.yaml)", [f"--config={CONFIG_DIR / 'digits_sgd.yaml'}", *extra], results)
+    if "sgd" in steps:
+        fit("SGD (digits_sgd.yaml)", [f"--config={CONFIG_DIR / 'digits_sgd.yaml'}", *extra], results)
     ckpt = workdir / "trained" / "digits_sgd.ckpt"
-    fit("gRDA c 0.06, from SGD's weights (--init_from)", [f"--init_from={ckpt}", *extra], results)
-    fit("gRDA c 0.06, from scratch", list(extra), results)
-    if args.tune:
+    if "finetune" in steps:
+        epochs = [] if args.finetune_epochs is None else [f"--trainer.max_epochs={args.finetune_epochs}"]
+        label = "gRDA c 0.06, from SGD's weights (--init_from)"
+        if args.finetune_epochs is not None:
+            label += f", {args.finetune_epochs} epochs"
+        fit(label, [f"--init_from={ckpt}", *extra, *epochs], results)
+    if "scratch" in steps:
+        fit("gRDA c 0.06, from scratch", list(extra), results)
+    if "tune" in steps:
         t0 = time.perf_counter()
         status = main(
             ["tune-c", f"--epochs={args.tune_epochs}", "--output=tune_c", "--trainer.enable_progress_bar=false"]
