@@ -61,7 +61,9 @@ def run(name: str, sparsity: float, extra: list[str]) -> dict[str, float]:
     label, config, args = METHODS[name]
     args = [a.format(sparsity=f"{sparsity:.4f}") for a in args]
     t0 = time.perf_counter()
-    cli = main(["fit", f"--config={CONFIG_DIR / config}", *QUIET, *args, *extra])
+    # SGD keeps its weights in trained/digits_sgd.ckpt (its ModelCheckpoint), which the GReg configs start from
+    quiet = [q for q in QUIET if name != "sgd" or "checkpointing" not in q]
+    cli = main(["fit", f"--config={CONFIG_DIR / config}", *quiet, *args, *extra])
     metrics = cli.trainer.callback_metrics
     return {
         "sparsity": float(metrics["sparsity"]),
@@ -95,7 +97,8 @@ def _compare(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
     if args.limit_train_batches is not None:
         extra.append(f"--trainer.limit_train_batches={args.limit_train_batches}")
 
-    order = sorted(args.methods, key=lambda m: m != "grda")  # gRDA first: it sets the matched sparsity
+    # gRDA first: it sets the matched sparsity; SGD before GReg, which starts from its weights
+    order = sorted(args.methods, key=lambda m: (m != "grda", m != "sgd"))
     sparsity = args.sparsity
     results = []
     for name in order:

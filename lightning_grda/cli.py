@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
 from lightning_grda._resume import check_resume, explicit_model_options, read_checkpoint
+from lightning_grda.init_weights import load_weights
 
 __all__ = ["COMMANDS", "CONFIG_DIR", "DEFAULT_CONFIG", "GRDACLI", "main", "run"]
 
@@ -28,6 +29,7 @@ DEFAULT_CONFIG = CONFIG_DIR / "digits.yaml"
 
 COMMANDS: dict[str, str] = {
     "export": "lightning_grda.commands.export",
+    "tune-c": "lightning_grda.commands.tune_c",
 }
 """The pack's own subcommands beside LightningCLI's ``fit``/``validate``/``test``/``predict``: name to module.
 
@@ -39,7 +41,7 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class GRDACLI(LightningCLI):
-    """LightningCLI with three additions.
+    """LightningCLI with these additions.
 
     * The datamodule's ``num_classes`` and the channel count of its ``input_shape`` are passed to the model's
       ``num_classes`` and ``in_channels`` (so a CIFAR-100 config need not repeat 100). Every datamodule of the pack
@@ -49,6 +51,8 @@ class GRDACLI(LightningCLI):
     * ``--ckpt_path`` is checked before the checkpoint's model hyperparameters replace the model configuration
       (:func:`lightning_grda._resume.check_resume`): an empty or unreadable file, an explicit model option that the
       checkpoint contradicts, or a gRDA checkpoint resumed with another optimizer is a one-line error (exit 2).
+    * ``--init_from PATH`` loads only the model's weights from a file right after the classes are instantiated,
+      before any training (:mod:`lightning_grda.init_weights`); ``--init_strict false`` loads what matches.
     """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -79,10 +83,19 @@ class GRDACLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=True, help="fit only: evaluate the test split after training"
         )
+        parser.add_argument("--init_from", type=str | None, default=None, help=_INIT_FROM_HELP)
+        parser.add_argument("--init_strict", type=bool, default=True, help="init_from: refuse any key mismatch")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(
             "data.input_shape", "model.init_args.in_channels", compute_fn=_channels, apply_on="instantiate"
         )
+
+    def instantiate_classes(self) -> None:
+        """Instantiate the classes, then load ``--init_from``'s weights into the model (no optimizer exists yet)."""
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("init_from"):
+            load_weights(self.model, config["init_from"], strict=config.get("init_strict", True))
 
     def after_fit(self) -> None:
         """Evaluate the test split with the final weights, unless ``--test_after_fit false``."""
@@ -97,6 +110,12 @@ def _plain(value: Any) -> dict[str, Any]:
     if hasattr(value, "as_dict"):
         return value.as_dict()
     return dict(value) if isinstance(value, dict) else {"class_path": value}
+
+
+_INIT_FROM_HELP = (
+    "start from the model weights in this file (a Lightning .ckpt, a state dict, a .safetensors): weights only, "
+    "not a resume (see --ckpt_path)"
+)
 
 
 def _channels(input_shape: Any) -> int:

@@ -72,6 +72,8 @@ def test_the_repository_configs_folder_is_the_packaged_one():
 def test_config_trains_a_couple_of_batches(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["fit", f"--config={config}", f"--trainer.default_root_dir={tmp_path}", *SMALL]
+    if yaml.safe_load(config.read_text()).get("init_from"):  # a trained model (the GReg configs: digits_sgd's)
+        args.append("--init_from=null")  # --init_from itself: tests/test_init_weights.py, tests/test_default_job.py
     cli = main([*args, *stand_in_data(config.stem, tmp_path / "data")])
     trainer = cli.trainer
     assert trainer.global_step == 2
