@@ -12,6 +12,9 @@ What is counted, for a module:
   buffer itself is not a parameter and is not counted;
 * buffers (e.g. BatchNorm running statistics) are not parameters and are not counted.
 
+Per layer, :func:`pruning_report` counts what the pruning callbacks' tables show: the zero weights and the output
+channels (filters) that are all zero, in the layers chosen as in :mod:`lightning_grda.layers`.
+
 Counting is batched: one reduction per tensor, the per-tensor counts stacked into one tensor, and a single transfer to
 the host (one ``.tolist()``) per report, however many parameters there are.
 
@@ -31,17 +34,24 @@ import torch
 from rich.table import Table
 from torch import Tensor, nn
 
+from lightning_grda.layers import LayerSpec, select_layers
+
 try:
     from torch.distributed.tensor import DTensor
 except ImportError:  # a torch built without distributed support has no sharded tensors to count
     DTensor = None
 
 __all__ = [
+    "PruningRow",
     "SparsityReport",
     "SparsityRow",
+    "effective",
     "global_sparsity",
     "named_effective_parameters",
     "parameter_sparsity",
+    "pruning_report",
+    "pruning_table",
+    "report_rows",
     "sparsity_report",
     "tensor_sparsity",
     "zero_counts",
@@ -304,3 +314,106 @@ def global_sparsity(parameters: nn.Module | Iterable[Tensor] | Iterable[tuple[st
     tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
     numel = sum(t.numel() for t in tensors)
     return sum(zero_counts(tensors).tolist()) / numel if numel else 0.0
+
+
+def effective(module: nn.Module, name: str = "weight") -> Tensor:
+    """The tensor the next forward uses (``<name>_orig * <name>_mask`` if pruned), detached.
+
+    The attribute ``<name>`` of a pruned module is only refreshed by a forward, so it lags behind optimizer steps;
+    this computes it afresh.
+    """
+    orig, mask = getattr(module, f"{name}_orig", None), getattr(module, f"{name}_mask", None)
+    with torch.no_grad():
+        if isinstance(orig, nn.Parameter) and isinstance(mask, Tensor):
+            return orig * mask
+        return getattr(module, name).detach()
+
+
+class PruningRow(NamedTuple):
+    """Pruning of one layer's weight: a row of :func:`pruning_report`.
+
+    Attributes:
+        layer: the layer's qualified name.
+        shape: the weight's shape.
+        filters: output channels (rows of a ``Linear`` weight, output channels of a conv).
+        filters_removed: output channels whose effective weights are all exactly zero.
+        weights: the weight's number of elements.
+        zeros: exact zeros in the effective weight.
+    """
+
+    layer: str
+    shape: tuple[int, ...]
+    filters: int
+    filters_removed: int
+    weights: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        """``zeros / weights``."""
+        return self.zeros / self.weights if self.weights else 0.0
+
+
+def pruning_report(module: nn.Module, layers: LayerSpec = None) -> list[PruningRow]:
+    """Count, in each selected layer's effective weight, the exact zeros and the output channels that are all zero.
+
+    Counts the weight the forward uses (``weight_orig * weight_mask`` when pruned), so it works for any model, pruned
+    by any method or not at all. One host sync in all.
+
+    Args:
+        module: the model.
+        layers: which layers, as for :func:`select_layers` (default: every ``Conv2d`` and ``Linear``).
+
+    Example:
+        >>> from torch.nn.utils import prune
+        >>> layer = torch.nn.Linear(3, 4)
+        >>> _ = prune.custom_from_mask(layer, "weight", torch.tensor([[1, 1, 1], [0, 0, 0], [1, 0, 1], [0, 0, 0]]))
+        >>> pruning_report(torch.nn.Sequential(layer))
+        [PruningRow(layer='0', shape=(4, 3), filters=4, filters_removed=2, weights=12, zeros=7)]
+    """
+    return report_rows(select_layers(module, layers))
+
+
+def report_rows(layers: Sequence[tuple[str, nn.Module]]) -> list[PruningRow]:
+    """The :class:`PruningRow` of each ``(name, module)``, counted as in :func:`pruning_report`."""
+    chosen = list(layers)
+    weights = [effective(m) for _, m in chosen]
+    counts = []
+    for w in weights:
+        rows = w.reshape(w.shape[0], -1) if w.dim() else w.reshape(1, 1)
+        counts.append(torch.stack([(rows == 0).all(dim=1).sum(), (w == 0).sum()]).cpu())
+    values = torch.stack(counts).tolist() if counts else []
+    return [
+        PruningRow(name, tuple(w.shape), w.shape[0] if w.dim() else 1, int(f), w.numel(), int(z))
+        for (name, _), w, (f, z) in zip(chosen, weights, values)
+    ]
+
+
+def pruning_table(rows: Sequence[PruningRow], title: str | None = "Pruning") -> Table:
+    """A :class:`rich.table.Table` of :func:`pruning_report` rows with totals.
+
+    Print it with ``rich.console.Console().print(pruning_table(rows))``.
+    """
+    table = Table(title=title)
+    for column in ("Layer", "Shape", "Filters removed", "Zero weights", "Sparsity"):
+        table.add_column(column, justify="left" if column in ("Layer", "Shape") else "right")
+    for row in rows:
+        table.add_row(
+            row.layer,
+            "x".join(map(str, row.shape)),
+            f"{row.filters_removed:,} / {row.filters:,}",
+            f"{row.zeros:,} / {row.weights:,}",
+            f"{row.sparsity:.2%}",
+        )
+    filters, removed = sum(r.filters for r in rows), sum(r.filters_removed for r in rows)
+    weights, zeros = sum(r.weights for r in rows), sum(r.zeros for r in rows)
+    table.add_section()
+    table.add_row(
+        "Total",
+        "",
+        f"{removed:,} / {filters:,}",
+        f"{zeros:,} / {weights:,}",
+        f"{zeros / weights if weights else 0.0:.2%}",
+        style="bold",
+    )
+    return table

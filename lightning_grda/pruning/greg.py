@@ -6,150 +6,23 @@ arXiv:2012.09243. Reference implementation: github.com/MingSun-Tse/Regularizatio
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_grda._console import echo
-from lightning_grda.pruning._masks import (
-    LayerSpec,
-    MaskKeeper,
-    PruningRow,
-    Target,
-    apply_mask,
-    check_int,
-    check_layers,
-    check_number,
-    is_pruned,
-    layer_names,
-    make_pruning_permanent,
-    pruning_report,
-    pruning_table,
-    register_structure_hooks,
-    report_rows,
-    select_layers,
-    trainable,
-)
+from lightning_grda.checks import check_bool, check_choice, check_int, check_real
+from lightning_grda.layers import LayerSpec, check_layers, layer_names
+from lightning_grda.pruning.greg_schedule import GRegSchedule, Phase
+from lightning_grda.pruning.masks import apply_mask, is_pruned, make_pruning_permanent, trainable
+from lightning_grda.pruning.pruned_layers import PrunedLayers
+from lightning_grda.sparsity import PruningRow
 
 __all__ = ["GReg", "GRegSchedule", "Phase"]
-
-
-class Phase(IntEnum):
-    """The phases of GReg, as logged under ``greg/phase``."""
-
-    WARM_UP = -1  #: ``warmup_steps`` of plain training before the schedule starts: no pick, no penalty
-    PICK = 0  #: GReg-2 only: a uniform penalty grows on all weights; at its end the weights are re-picked by magnitude
-    GROW = 1  #: the penalty on the picked weights grows by ``delta`` every ``update_interval`` steps to ``ceiling``
-    HOLD = 2  #: the penalty stays at ``ceiling`` for ``hold_steps`` steps
-    PRUNE = 3  #: the one step at whose start the picked weights are masked to zero
-    FINE_TUNE = 4  #: no penalty; the masks hold for the rest of training
-
-
-def _increments(span: float, delta: float) -> int:
-    """The number of ``delta`` increments that take a penalty from 0 to ``span`` (at least 1)."""
-    q = span / delta
-    n = round(q)
-    return max(1, n if math.isclose(q, n, rel_tol=1e-9) else math.ceil(q))
-
-
-@dataclass(frozen=True)
-class GRegSchedule:
-    """GReg's penalty schedule as a pure function of the step ``s`` (optimizer steps since GReg started, from 0).
-
-    The penalty factor ``lambda(s)`` that step ``s`` adds to the gradient (``grad += lambda(s) * w``):
-
-    * GReg-1: ``GROW`` for the first ``grow_steps = ceil(ceiling / delta) * update_interval`` steps, with
-      ``lambda(s) = min(ceiling, delta * (s // update_interval + 1))`` on the picked weights (the first increment
-      is taken at step 0, as in the paper's ``if i % K_u == 0: lambda += delta``); then ``HOLD``: ``ceiling`` for
-      ``hold_steps`` steps; then ``PRUNE`` at step ``prune_step`` and ``FINE_TUNE`` after it, with no penalty.
-    * GReg-2: first ``PICK`` for ``pick_steps = ceil(pick_ceiling / pick_delta) * update_interval`` steps, with
-      ``lambda(s) = min(pick_ceiling, pick_delta * (s // update_interval + 1))`` on **all** weights of each layer;
-      then, on the weights re-picked by magnitude, ``GROW`` continues from ``pick_ceiling``:
-      ``lambda = min(ceiling, pick_ceiling + delta * ((s - pick_steps) // update_interval + 1))`` for
-      ``ceil((ceiling - pick_ceiling) / delta) * update_interval`` steps (the kept weights get no penalty); then
-      ``HOLD``, ``PRUNE`` and ``FINE_TUNE`` as GReg-1.
-
-    Args:
-        variant: 1 or 2.
-        delta: the increment of the penalty on the picked weights.
-        update_interval: ``K_u``, steps between increments.
-        ceiling: the penalty at which growing stops.
-        hold_steps: steps at ``ceiling`` before pruning.
-        pick_delta: GReg-2's increment of the uniform penalty.
-        pick_ceiling: GReg-2's uniform penalty at which the weights are re-picked.
-
-    Example:
-        >>> s = GRegSchedule(variant=1, delta=0.25, update_interval=2, ceiling=1.0, hold_steps=3)
-        >>> s.grow_steps, s.prune_step
-        (8, 11)
-        >>> [s.lambda_at(i) for i in range(13)]
-        [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
-        >>> [int(s.phase_at(i)) for i in range(13)]
-        [1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 4]
-    """
-
-    variant: int = 1
-    delta: float = 1e-2
-    update_interval: int = 2
-    ceiling: float = 1.0
-    hold_steps: int = 100
-    pick_delta: float = 1e-4
-    pick_ceiling: float = 1e-2
-
-    @property
-    def pick_steps(self) -> int:
-        """Steps of the ``PICK`` phase (0 for GReg-1)."""
-        if self.variant != 2:
-            return 0
-        return _increments(self.pick_ceiling, self.pick_delta) * self.update_interval
-
-    @property
-    def grow_base(self) -> float:
-        """The penalty ``GROW`` starts from: 0 for GReg-1, ``pick_ceiling`` for GReg-2."""
-        return self.pick_ceiling if self.variant == 2 else 0.0
-
-    @property
-    def grow_steps(self) -> int:
-        """Steps of the ``GROW`` phase."""
-        return _increments(self.ceiling - self.grow_base, self.delta) * self.update_interval
-
-    @property
-    def hold_start(self) -> int:
-        """The first step of the ``HOLD`` phase."""
-        return self.pick_steps + self.grow_steps
-
-    @property
-    def prune_step(self) -> int:
-        """The step at whose start the masks are applied."""
-        return self.hold_start + self.hold_steps
-
-    def phase_at(self, step: int) -> Phase:
-        """The phase of step ``step``."""
-        if step < self.pick_steps:
-            return Phase.PICK
-        if step < self.hold_start:
-            return Phase.GROW
-        if step < self.prune_step:
-            return Phase.HOLD
-        return Phase.PRUNE if step == self.prune_step else Phase.FINE_TUNE
-
-    def lambda_at(self, step: int) -> float:
-        """The penalty factor of step ``step`` (on all weights in ``PICK``, on the picked ones in ``GROW``/``HOLD``)."""
-        phase = self.phase_at(step)
-        if phase == Phase.PICK:
-            return min(self.pick_ceiling, self.pick_delta * (step // self.update_interval + 1))
-        if phase == Phase.GROW:
-            k = (step - self.pick_steps) // self.update_interval + 1
-            return min(self.ceiling, self.grow_base + self.delta * k)
-        return self.ceiling if phase == Phase.HOLD else 0.0
 
 
 class GReg(Callback):
@@ -191,7 +64,7 @@ class GReg(Callback):
     **Resume** from a checkpoint taken in any phase continues exactly: the callback state (start step, phase,
     penalty, picks, the steps at which it picked and pruned) is in the checkpoint, and a pruned checkpoint loads into
     a fresh, unpruned model (at ``setup`` the callback registers ``load_state_dict`` pre-hooks that re-create the
-    prune structure before the weights load; see :mod:`lightning_grda.pruning._masks`).
+    prune structure before the weights load; see :mod:`lightning_grda.pruning.masks`).
 
     **DDP**: the picks are computed on each rank from the same weights with a stable sort, so masks and penalties are
     identical on every rank without communication.
@@ -241,7 +114,7 @@ class GReg(Callback):
         >>> GReg(sparsity=1.0)
         Traceback (most recent call last):
         ...
-        ValueError: Invalid sparsity: 1.0; expected 0 <= sparsity < 1
+        ValueError: Invalid sparsity: 1.0; expected a finite real number >= 0.0 and < 1.0
     """
 
     def __init__(
@@ -260,18 +133,19 @@ class GReg(Callback):
         make_permanent: bool = False,
         print_table: bool = True,
     ) -> None:
-        if isinstance(variant, bool) or not isinstance(variant, int) or variant not in (1, 2):
-            raise ValueError(f"Invalid variant: {variant!r}; expected 1 (GReg-1) or 2 (GReg-2)")
-        check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
-        if granularity not in ("weight", "filter"):
-            raise ValueError(f"Invalid granularity: {granularity!r}; expected 'weight' or 'filter'")
-        check_number("delta", delta, 0.0)
-        check_int("update_interval", update_interval, 1)
-        check_number("ceiling", ceiling, 0.0)
-        check_int("hold_steps", hold_steps, 0)
-        check_number("pick_delta", pick_delta, 0.0)
-        check_number("pick_ceiling", pick_ceiling, 0.0, ceiling if variant == 2 else math.inf)
-        check_int("warmup_steps", warmup_steps, 0)
+        check_int("variant", variant, low=1, high=2)
+        check_real("sparsity", sparsity, low=0.0, high=1.0, high_open=True)
+        check_choice("granularity", granularity, ("weight", "filter"))
+        check_real("delta", delta, low=0.0, low_open=True)
+        check_int("update_interval", update_interval, low=1)
+        check_real("ceiling", ceiling, low=0.0, low_open=True)
+        check_int("hold_steps", hold_steps, low=0)
+        check_real("pick_delta", pick_delta, low=0.0, low_open=True)
+        pick_high = float(ceiling) if variant == 2 else None
+        check_real("pick_ceiling", pick_ceiling, low=0.0, high=pick_high, low_open=True, high_open=True)
+        check_int("warmup_steps", warmup_steps, low=0)
+        check_bool("make_permanent", make_permanent)
+        check_bool("print_table", print_table)
         self.warmup_steps = warmup_steps
         self.layers = check_layers(layers)
         self.variant = variant
@@ -290,9 +164,7 @@ class GReg(Callback):
         self.picked_at_step: int | None = None
         self.pruned_at_step: int | None = None
         # per fit
-        self._targets: list[Target] = []
-        self._hooks: list[Any] = []
-        self._keeper = MaskKeeper([])
+        self._layers = PrunedLayers(self.layers, granularity)
         self._picked_cast: dict[str, Tensor] = {}  # picked masks in each parameter's dtype and device
         self._in_optimizer: dict[int, set[int]] = {}  # ids of each optimizer's parameters, by optimizer id
 
@@ -318,23 +190,15 @@ class GReg(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._targets = []
-        for layer_name, module in select_layers(pl_module, self.layers):
-            self._targets.append(Target(f"{layer_name}.weight", module, "weight"))
-            has_bias = isinstance(getattr(module, "bias", None), nn.Parameter) or is_pruned(module, "bias")
-            if self.granularity == "filter" and has_bias:
-                self._targets.append(Target(f"{layer_name}.bias", module, "bias"))
-        self._keeper = MaskKeeper(self._targets)
-        # before the checkpoint's module state loads (Lightning restores it right after `setup`)
-        self._hooks = register_structure_hooks(self._targets)
+        self._layers.setup(pl_module)  # the load hooks go in before the checkpoint's module state loads
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._picked_cast = {}
         self._in_optimizer = {}
-        if self.pruned and not all(is_pruned(t.module, t.name) for t in self._targets):
+        if self.pruned and not self._layers.all_pruned():
             self._apply_masks()  # callback state says pruned but the module's masks were not restored
-        self._keeper.attach(trainer.optimizers)
+        self._layers.attach(trainer.optimizers)
         if not self.pruned:
             start = self.start_step if self.start_step is not None else trainer.global_step
             prune_at = start + self.warmup_steps + self.schedule.prune_step
@@ -389,7 +253,7 @@ class GReg(Callback):
             in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
             self._in_optimizer[id(optimizer)] = in_optimizer
         with torch.no_grad():
-            for target in self._targets:
+            for target in self._layers.targets:
                 param = trainable(target.module, target.name)
                 if id(param) not in in_optimizer:
                     continue
@@ -411,10 +275,7 @@ class GReg(Callback):
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._keeper.detach()
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
+        self._layers.teardown()
 
     # ------------------------------------------------------------------------------------------------------------------
     # state
@@ -450,16 +311,12 @@ class GReg(Callback):
         Args:
             module: the model; default: the one of the last ``fit`` (its layers as resolved at ``setup``).
         """
-        if module is None:
-            if not self._targets:
-                raise RuntimeError("GReg.report() needs a module before the callback's setup: pass `module`")
-            return report_rows([(t.key[: -len(".weight")], t.module) for t in self._targets if t.name == "weight"])
-        return pruning_report(module, self.layers)
+        return self._layers.report(module, owner=type(self).__name__)
 
     def make_permanent(self, module: nn.Module) -> list[str]:
         """Bake every :mod:`torch.nn.utils.prune` mask of ``module`` into its weights; returns the tensors' names.
 
-        See :func:`~lightning_grda.pruning._masks.make_pruning_permanent`. Do it after training: afterwards nothing
+        See :func:`~lightning_grda.pruning.masks.make_pruning_permanent`. Do it after training: afterwards nothing
         holds the pruned weights at zero.
         """
         return make_pruning_permanent(module)
@@ -468,7 +325,7 @@ class GReg(Callback):
     # internals
 
     def _weight_keys(self) -> list[str]:
-        return [t.key for t in self._targets if t.name == "weight"]
+        return [t.key for t in self._layers.targets if t.name == "weight"]
 
     def _picked_like(self, key: str, param: Tensor) -> Tensor:
         cast = self._picked_cast.get(key)
@@ -481,7 +338,7 @@ class GReg(Callback):
     def _pick(self, global_step: int) -> None:
         """Pick, per layer, the weights (or filters) with the smallest magnitude (L1), from the current weights."""
         picked: dict[str, Tensor] = {}
-        for target in self._targets:
+        for target in self._layers.targets:
             if target.name != "weight":
                 continue
             w = trainable(target.module, "weight").detach()
@@ -494,7 +351,7 @@ class GReg(Callback):
             if self.granularity == "filter":
                 picked[target.key] = chosen.view(-1, *([1] * (w.dim() - 1))).expand_as(w).contiguous().cpu()
                 bias_key = target.key[: -len("weight")] + "bias"
-                if any(t.key == bias_key for t in self._targets):
+                if any(t.key == bias_key for t in self._layers.targets):
                     picked[bias_key] = chosen.cpu().clone()
             else:
                 picked[target.key] = chosen.view_as(w).cpu()
@@ -510,7 +367,7 @@ class GReg(Callback):
         )
 
     def _apply_masks(self) -> None:
-        for target in self._targets:
+        for target in self._layers.targets:
             apply_mask(target.module, target.name, ~self.picked[target.key])
         self._picked_cast = {}
 
@@ -537,7 +394,7 @@ class GReg(Callback):
             what = "fine-tuning with the masks held"
         rank_zero_info(f"{self.name}: step {global_step}: phase {phase.name.lower().replace('_', '-')}: {what}")
 
-    @rank_zero_only
     def _print_table(self, pl_module: pl.LightningModule) -> None:
-        title = f"{self.name} ({self.granularity}, sparsity {self.sparsity:g} per layer)"
-        echo(pl_module.trainer, pruning_table(self.report(), title=title))
+        self._layers.print_table(
+            f"{self.name} ({self.granularity}, sparsity {self.sparsity:g} per layer)", pl_module.trainer
+        )

@@ -18,25 +18,18 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_grda._console import echo
-from lightning_grda.pruning._masks import (
-    LayerSpec,
+from lightning_grda.checks import check_int, check_real
+from lightning_grda.layers import LayerSpec, check_layers, layer_names, select_layers
+from lightning_grda.pruning.masks import (
     MaskKeeper,
-    PruningRow,
     Target,
     apply_mask,
-    check_int,
-    check_layers,
-    check_number,
     is_pruned,
-    layer_names,
     make_pruning_permanent,
-    pruning_report,
-    pruning_table,
     register_structure_hooks,
-    report_rows,
     same_parameter_order,
-    select_layers,
 )
+from lightning_grda.sparsity import PruningRow, pruning_report, pruning_table, report_rows
 
 __all__ = ["OneShotMagnitudePruning"]
 
@@ -98,13 +91,13 @@ class OneShotMagnitudePruning(ModelPruning):
         make_permanent: bool = False,
         print_table: bool = True,
     ) -> None:
-        check_number("sparsity", sparsity, 0.0, 1.0, low_open=False)
+        check_real("sparsity", sparsity, low=0.0, high=1.0, high_open=True)
         if granularity not in ("weight", "filter"):
             raise ValueError(f"Invalid granularity: {granularity!r}; expected 'weight' or 'filter'")
         if fine_tune:
             if epoch is None:
                 raise ValueError("Invalid epoch: None; with fine_tune=True, give the 0-based epoch to prune at")
-            check_int("epoch", epoch, 0)
+            check_int("epoch", epoch, low=0)
         elif epoch is not None:
             raise ValueError(f"Invalid epoch: {epoch!r}; with fine_tune=False pruning is at the last epoch: give None")
         layers = check_layers(layers)

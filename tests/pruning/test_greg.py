@@ -1,4 +1,4 @@
-"""Tests for GReg and the shared mask plumbing (lightning_grda/pruning/_masks.py)."""
+"""Tests for GReg and the shared mask structure (lightning_grda/pruning/masks.py, pruned_layers.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from rich.console import Console
 from torch import nn
 
-from lightning_grda.pruning._masks import (
-    Target,
-    apply_mask,
-    effective,
-    is_pruned,
-    make_pruning_permanent,
-    pruning_table,
-    register_structure_hooks,
-    select_layers,
-)
-from lightning_grda.pruning.greg import GReg, GRegSchedule, Phase
+from lightning_grda.layers import select_layers
+from lightning_grda.pruning.greg import GReg
+from lightning_grda.pruning.greg_schedule import GRegSchedule, Phase
+from lightning_grda.pruning.masks import Target, apply_mask, is_pruned, make_pruning_permanent, register_structure_hooks
+from lightning_grda.sparsity import effective, pruning_table
 from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
 
 # Resumed runs are given only the callbacks under test, not the ModelCheckpoints that wrote the checkpoint.
@@ -152,19 +146,24 @@ def state(module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"sparsity": 1.0}, r"Invalid sparsity: 1.0; expected 0 <= sparsity < 1"),
+        ({"sparsity": 1.0}, r"Invalid sparsity: 1.0; expected a finite real number >= 0.0 and < 1.0$"),
         ({"sparsity": -0.1}, r"Invalid sparsity: -0.1"),
         ({"sparsity": "0.5"}, r"Invalid sparsity: '0.5'"),
-        ({"delta": 0.0}, r"Invalid delta: 0.0; expected 0 < delta"),
+        ({"delta": 0.0}, r"Invalid delta: 0.0; expected a finite real number > 0.0$"),
         ({"delta": -1e-4}, r"Invalid delta: -0.0001"),
-        ({"variant": 3}, r"Invalid variant: 3; expected 1 \(GReg-1\) or 2 \(GReg-2\)"),
-        ({"granularity": "channel"}, r"Invalid granularity: 'channel'; expected 'weight' or 'filter'"),
-        ({"update_interval": 0}, r"Invalid update_interval: 0; expected an integer >= 1"),
-        ({"hold_steps": -1}, r"Invalid hold_steps: -1; expected an integer >= 0"),
-        ({"ceiling": 0}, r"Invalid ceiling: 0; expected 0 < ceiling"),
-        ({"variant": 2, "pick_ceiling": 1.0}, r"Invalid pick_ceiling: 1.0; expected 0 < pick_ceiling < 1"),
+        ({"variant": 3}, r"Invalid variant: 3; expected an int >= 1 and <= 2$"),
+        ({"variant": True}, r"Invalid variant: True; expected an int"),
+        ({"variant": 1.0}, r"Invalid variant: 1.0; expected an int"),
+        ({"granularity": "channel"}, r"Invalid granularity: 'channel'; expected one of \('weight', 'filter'\)$"),
+        ({"update_interval": 0}, r"Invalid update_interval: 0; expected an int >= 1$"),
+        ({"hold_steps": -1}, r"Invalid hold_steps: -1; expected an int >= 0$"),
+        ({"ceiling": 0}, r"Invalid ceiling: 0; expected a finite real number > 0.0$"),
+        (
+            {"variant": 2, "pick_ceiling": 1.0},
+            r"Invalid pick_ceiling: 1.0; expected a finite real number > 0.0 and < 1.0$",
+        ),
         ({"layers": []}, r"Invalid layers: \[\]"),
-        ({"layers": ["fc1", "("]}, r"Invalid layers entry: '\('; not a regular expression"),
+        ({"layers": ["fc1", "("]}, r"Invalid layers entry: '\('; expected a regular expression"),
         ({"layers": [3]}, r"Invalid layers entry: 3"),
     ],
 )
@@ -363,7 +362,7 @@ def test_masked_weight_orig_would_leak_without_the_zeroing(tmp_path):
 
     class Detach(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            greg._keeper.detach()
+            greg._layers.keeper.detach()
 
     module, _ = fit(tmp_path, [greg, Detach()], module=DecayModule(), max_epochs=3)
     layer = module.net.fc1

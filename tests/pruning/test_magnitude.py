@@ -7,8 +7,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelPruning
 
-from lightning_grda.pruning._masks import effective, is_pruned
 from lightning_grda.pruning.magnitude import OneShotMagnitudePruning
+from lightning_grda.pruning.masks import is_pruned
+from lightning_grda.sparsity import effective
 from tests.helpers import TinyModule, quiet_trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
@@ -54,11 +55,11 @@ def fit(root, callbacks, module=None, ckpt_path=None, max_epochs=3, **kwargs):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"sparsity": 1.0, "epoch": 1}, r"Invalid sparsity: 1.0; expected 0 <= sparsity < 1"),
+        ({"sparsity": 1.0, "epoch": 1}, r"Invalid sparsity: 1.0; expected a finite real number >= 0.0 and < 1.0$"),
         ({"sparsity": -0.5, "epoch": 1}, r"Invalid sparsity: -0.5"),
         ({"epoch": 1, "granularity": "channel"}, r"Invalid granularity: 'channel'"),
         ({}, r"Invalid epoch: None; with fine_tune=True, give the 0-based epoch"),
-        ({"epoch": -1}, r"Invalid epoch: -1; expected an integer >= 0"),
+        ({"epoch": -1}, r"Invalid epoch: -1; expected an int >= 0$"),
         ({"epoch": 2, "fine_tune": False}, r"Invalid epoch: 2; with fine_tune=False pruning is at the last epoch"),
         ({"epoch": 1, "layers": []}, r"Invalid layers: \[\]"),
     ],

@@ -1,10 +1,11 @@
-"""Mask plumbing shared by :class:`~lightning_grda.pruning.greg.GReg` and the magnitude baselines.
+"""Mask structure shared by :class:`~lightning_grda.pruning.greg.GReg` and the magnitude baselines.
 
 Every pruning callback of this pack masks weights with :mod:`torch.nn.utils.prune`, so a pruned layer looks the same
 whichever callback pruned it: its parameter ``weight`` becomes ``weight_orig`` (the same ``Parameter`` object, so an
 optimizer built before pruning keeps updating it), a buffer ``weight_mask`` (1 = kept, 0 = pruned) is added, and a
 forward pre-hook recomputes ``weight = weight_orig * weight_mask`` before each forward.
-:func:`make_pruning_permanent` (``torch.nn.utils.prune.remove``) bakes the masks in.
+:func:`make_pruning_permanent` (``torch.nn.utils.prune.remove``) bakes the masks in. Counting what the masks
+removed is :mod:`lightning_grda.sparsity`'s (``pruning_report``), choosing the layers :mod:`lightning_grda.layers`'.
 
 On top of torch's pruning this module adds what training with masks needs:
 
@@ -23,47 +24,28 @@ On top of torch's pruning this module adds what training with masks needs:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import torch
-from rich.table import Table
 from torch import Tensor, nn
 from torch.nn.utils import prune
 from torch.utils.hooks import RemovableHandle
 
+from lightning_grda.layers import LayerSpec, select_layers
+
 __all__ = [
-    "DEFAULT_LAYER_TYPES",
-    "allow_pruned_state_dicts",
-    "LayerSpec",
     "MaskKeeper",
-    "PruningRow",
     "Target",
+    "allow_pruned_state_dicts",
     "apply_mask",
-    "check_layers",
-    "effective",
     "is_pruned",
-    "layer_names",
     "make_pruning_permanent",
-    "pruning_report",
-    "pruning_table",
     "register_structure_hooks",
-    "report_rows",
     "same_parameter_order",
-    "select_layers",
     "trainable",
 ]
-
-#: The layers pruned when no ``layers`` are given.
-DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
-
-#: Which layers to prune: ``None`` (every ``Conv2d`` and ``Linear``), a module class, a string, or a sequence of those.
-#: A string matches a module whose qualified name contains a match of it as a regular expression (:func:`re.search`)
-#: or whose class name equals it (so ``"Conv2d"`` works from a YAML config).
-LayerSpec = Union[str, type, Sequence[Union[str, type]], None]  # noqa: UP007 (a runtime alias: jsonargparse reads it)
 
 
 class Target(NamedTuple):
@@ -72,60 +54,6 @@ class Target(NamedTuple):
     key: str
     module: nn.Module
     name: str
-
-
-def check_number(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = True) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``low < value < high`` (``<=`` at ``low`` if not ``low_open``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value < high
-    if not ok:
-        bound = f"{low:g} {'<' if low_open else '<='} {name}" + (f" < {high:g}" if high != math.inf else "")
-        raise ValueError(f"Invalid {name}: {value!r}; expected {bound}")
-
-
-def check_int(name: str, value: Any, low: int) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` (not a ``bool``) ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"Invalid {name}: {value!r}; expected an integer >= {low}")
-
-
-def check_layers(layers: Any) -> tuple[str | type, ...] | None:
-    """Validate a :data:`LayerSpec` and return it as a tuple of entries (``None`` stays ``None``).
-
-    Raises:
-        ValueError: if ``layers`` is empty, an entry is neither a string nor an ``nn.Module`` subclass, or a string is
-            not a valid regular expression.
-
-    Example:
-        >>> check_layers(["fc1", torch.nn.Conv2d])
-        ('fc1', <class 'torch.nn.modules.conv.Conv2d'>)
-    """
-    if layers is None:
-        return None
-    entries = (layers,) if isinstance(layers, (str, type)) else tuple(layers)
-    if not entries:
-        raise ValueError(f"Invalid layers: {layers!r}; expected None (every Conv2d and Linear) or at least one entry")
-    for entry in entries:
-        if isinstance(entry, type) and issubclass(entry, nn.Module):
-            continue
-        if not isinstance(entry, str):
-            raise ValueError(f"Invalid layers entry: {entry!r}; expected a name regex or an nn.Module subclass")
-        try:
-            re.compile(entry)
-        except re.error as err:
-            raise ValueError(f"Invalid layers entry: {entry!r}; not a regular expression ({err})") from None
-    return entries
-
-
-def layer_names(entries: tuple[str | type, ...] | None) -> list[str] | None:
-    """The entries of a checked :data:`LayerSpec` as strings (class names for classes), for state keys.
-
-    Example:
-        >>> layer_names(("fc1", torch.nn.Conv2d))
-        ['fc1', 'Conv2d']
-    """
-    return None if entries is None else [e if isinstance(e, str) else e.__name__ for e in entries]
 
 
 def is_pruned(module: nn.Module, name: str = "weight") -> bool:
@@ -144,70 +72,6 @@ def is_pruned(module: nn.Module, name: str = "weight") -> bool:
 def trainable(module: nn.Module, name: str = "weight") -> nn.Parameter:
     """The parameter the optimizer updates for ``module.<name>``: ``<name>_orig`` if pruned, else ``<name>``."""
     return getattr(module, f"{name}_orig") if is_pruned(module, name) else getattr(module, name)
-
-
-def effective(module: nn.Module, name: str = "weight") -> Tensor:
-    """The tensor the next forward uses (``<name>_orig * <name>_mask`` if pruned), detached.
-
-    The attribute ``<name>`` of a pruned module is only refreshed by a forward, so it lags behind optimizer steps;
-    this computes it afresh.
-    """
-    with torch.no_grad():
-        if is_pruned(module, name):
-            return getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")
-        return getattr(module, name).detach()
-
-
-def _has_weight(module: nn.Module) -> bool:
-    return isinstance(getattr(module, "weight", None), nn.Parameter) or is_pruned(module, "weight")
-
-
-def select_layers(module: nn.Module, layers: LayerSpec = None) -> list[tuple[str, nn.Module]]:
-    """The submodules of ``module`` whose ``weight`` is to be pruned, as ``(qualified name, module)``.
-
-    Only submodules with a ``weight`` parameter (or a pruned one) are candidates; each is listed once, in
-    ``named_modules`` order.
-
-    Args:
-        module: the model (e.g. the LightningModule).
-        layers: see :data:`LayerSpec`. ``None`` selects every ``Conv2d`` and ``Linear``.
-
-    Raises:
-        ValueError: if an entry of ``layers`` matches no candidate (naming the entry), or if ``layers`` is ``None``
-            and the model has no ``Conv2d`` or ``Linear``.
-
-    Example:
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
-        >>> [name for name, _ in select_layers(net)]
-        ['0', '2']
-        >>> [name for name, _ in select_layers(net, ["^1$", "LayerNorm"])]
-        ['1']
-        >>> select_layers(net, "fc")
-        Traceback (most recent call last):
-        ...
-        ValueError: Invalid layers entry: 'fc'; it matches no module with a weight in Sequential (candidates: 0, 1, 2)
-    """
-    candidates = [(name, m) for name, m in module.named_modules() if name and _has_weight(m)]
-    entries = check_layers(layers)
-    if entries is None:
-        chosen = [(name, m) for name, m in candidates if isinstance(m, DEFAULT_LAYER_TYPES)]
-        if not chosen:
-            raise ValueError(f"Invalid layers: None; {type(module).__name__} has no Conv2d or Linear layer to prune")
-        return chosen
-    selected: set[str] = set()
-    for entry in entries:
-        if isinstance(entry, type):
-            hits = {name for name, m in candidates if isinstance(m, entry)}
-        else:
-            hits = {name for name, m in candidates if re.search(entry, name) or type(m).__name__ == entry}
-        if not hits:
-            names = ", ".join(name for name, _ in candidates[:8]) + (", ..." if len(candidates) > 8 else "")
-            raise ValueError(
-                f"Invalid layers entry: {entry!r}; it matches no module with a weight in {type(module).__name__} "
-                f"(candidates: {names})"
-            )
-        selected |= hits
-    return [(name, m) for name, m in candidates if name in selected]
 
 
 @contextmanager
@@ -378,92 +242,3 @@ class MaskKeeper:
 
     def __getstate__(self) -> dict[str, Any]:  # hook handles belong to this process's optimizers
         return {**self.__dict__, "_handles": []}
-
-
-class PruningRow(NamedTuple):
-    """Pruning of one layer's weight: a row of :func:`pruning_report`.
-
-    Attributes:
-        layer: the layer's qualified name.
-        shape: the weight's shape.
-        filters: output channels (rows of a ``Linear`` weight, output channels of a conv).
-        filters_removed: output channels whose effective weights are all exactly zero.
-        weights: the weight's number of elements.
-        zeros: exact zeros in the effective weight.
-    """
-
-    layer: str
-    shape: tuple[int, ...]
-    filters: int
-    filters_removed: int
-    weights: int
-    zeros: int
-
-    @property
-    def sparsity(self) -> float:
-        """``zeros / weights``."""
-        return self.zeros / self.weights if self.weights else 0.0
-
-
-def pruning_report(module: nn.Module, layers: LayerSpec = None) -> list[PruningRow]:
-    """Count, in each selected layer's effective weight, the exact zeros and the output channels that are all zero.
-
-    Counts the weight the forward uses (``weight_orig * weight_mask`` when pruned), so it works for any model, pruned
-    by any method or not at all. One host sync in all.
-
-    Args:
-        module: the model.
-        layers: which layers, as for :func:`select_layers` (default: every ``Conv2d`` and ``Linear``).
-
-    Example:
-        >>> layer = torch.nn.Linear(3, 4)
-        >>> apply_mask(layer, "weight", torch.tensor([[1, 1, 1], [0, 0, 0], [1, 0, 1], [0, 0, 0]]))
-        >>> pruning_report(torch.nn.Sequential(layer))
-        [PruningRow(layer='0', shape=(4, 3), filters=4, filters_removed=2, weights=12, zeros=7)]
-    """
-    return report_rows(select_layers(module, layers))
-
-
-def report_rows(layers: Sequence[tuple[str, nn.Module]]) -> list[PruningRow]:
-    """The :class:`PruningRow` of each ``(name, module)``, counted as in :func:`pruning_report`."""
-    chosen = list(layers)
-    weights = [effective(m) for _, m in chosen]
-    counts = []
-    for w in weights:
-        rows = w.reshape(w.shape[0], -1) if w.dim() else w.reshape(1, 1)
-        counts.append(torch.stack([(rows == 0).all(dim=1).sum(), (w == 0).sum()]).cpu())
-    values = torch.stack(counts).tolist() if counts else []
-    return [
-        PruningRow(name, tuple(w.shape), w.shape[0] if w.dim() else 1, int(f), w.numel(), int(z))
-        for (name, _), w, (f, z) in zip(chosen, weights, values)
-    ]
-
-
-def pruning_table(rows: Sequence[PruningRow], title: str | None = "Pruning") -> Table:
-    """A :class:`rich.table.Table` of :func:`pruning_report` rows with totals.
-
-    Print it with ``rich.console.Console().print(pruning_table(rows))``.
-    """
-    table = Table(title=title)
-    for column in ("Layer", "Shape", "Filters removed", "Zero weights", "Sparsity"):
-        table.add_column(column, justify="left" if column in ("Layer", "Shape") else "right")
-    for row in rows:
-        table.add_row(
-            row.layer,
-            "x".join(map(str, row.shape)),
-            f"{row.filters_removed:,} / {row.filters:,}",
-            f"{row.zeros:,} / {row.weights:,}",
-            f"{row.sparsity:.2%}",
-        )
-    filters, removed = sum(r.filters for r in rows), sum(r.filters_removed for r in rows)
-    weights, zeros = sum(r.weights for r in rows), sum(r.zeros for r in rows)
-    table.add_section()
-    table.add_row(
-        "Total",
-        "",
-        f"{removed:,} / {filters:,}",
-        f"{zeros:,} / {weights:,}",
-        f"{zeros / weights if weights else 0.0:.2%}",
-        style="bold",
-    )
-    return table
