@@ -39,13 +39,19 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class GRDACLI(LightningCLI):
-    """LightningCLI with two additions.
+    """LightningCLI with two additions, and guards.
 
     * The datamodule's ``num_classes`` and the channel count of its ``input_shape`` are passed to the model's
       ``num_classes`` and ``in_channels`` (so a CIFAR-100 config need not repeat 100). Every datamodule of the pack
       has both attributes; a model used with this command takes both arguments.
     * ``fit`` ends by evaluating the test split with the final weights (the ones whose sparsity is reported), so
-      ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it.
+      ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it. Then it
+      prints where the logs, the config and the checkpoints were written.
+
+    And a few guards: ``validate``/``test``/``predict`` refuse random weights (no ``--ckpt_path``); when the
+    config's ``optimizer`` replaces the model's GRDA, one line says which optimizer runs; with
+    ``--trainer.enable_checkpointing false`` the config's ``ModelCheckpoint`` callbacks are dropped (Lightning would
+    refuse the combination); ``v_num`` is not shown on the progress bar.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
