@@ -15,6 +15,9 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.core import LightningDataModule, LightningModule
 
+from lightning_grda import _cli_report
+from lightning_grda._cli_errors import ONE_LINE, OneLineParser, refuse_random_weights, report, traceback_requested
+from lightning_grda._console import echo, say
 from lightning_grda._resume import check_resume, explicit_model_options, read_checkpoint
 from lightning_grda.init_weights import load_weights
 
@@ -47,12 +50,18 @@ class GRDACLI(LightningCLI):
       ``num_classes`` and ``in_channels`` (so a CIFAR-100 config need not repeat 100). Every datamodule of the pack
       has both attributes; a model used with this command takes both arguments.
     * ``fit`` ends by evaluating the test split with the final weights (the ones whose sparsity is reported), so
-      ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it.
+      ``trainer.callback_metrics`` holds ``test_acc`` and ``sparsity``. ``--test_after_fit false`` skips it. Then it
+      prints where the logs, the config and the checkpoints were written.
     * ``--ckpt_path`` is checked before the checkpoint's model hyperparameters replace the model configuration
       (:func:`lightning_grda._resume.check_resume`): an empty or unreadable file, an explicit model option that the
       checkpoint contradicts, or a gRDA checkpoint resumed with another optimizer is a one-line error (exit 2).
     * ``--init_from PATH`` loads only the model's weights from a file right after the classes are instantiated,
       before any training (:mod:`lightning_grda.init_weights`); ``--init_strict false`` loads what matches.
+
+    And a few guards: ``validate``/``test``/``predict`` refuse random weights (no ``--ckpt_path``); when the
+    config's ``optimizer`` replaces the model's GRDA, one line says which optimizer runs; with
+    ``--trainer.enable_checkpointing false`` the config's ``ModelCheckpoint`` callbacks are dropped (Lightning would
+    refuse the combination); ``v_num`` is not shown on the progress bar.
     """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -97,10 +106,25 @@ class GRDACLI(LightningCLI):
         if config.get("init_from"):
             load_weights(self.model, config["init_from"], strict=config.get("init_strict", True))
 
+    def before_instantiate_classes(self) -> None:
+        """Refuse ``validate``/``test``/``predict`` of random weights, before anything is built."""
+        refuse_random_weights(self.config, self.subcommand)
+        _cli_report.drop_checkpoints_when_disabled(self._get(self.config, "trainer"))
+
+    def after_instantiate_classes(self) -> None:
+        """Say which optimizer runs when the config's ``optimizer`` replaces the model's; no ``v_num`` on the bar."""
+        optimizer = self._get(self.config, "optimizer")
+        if optimizer and self.subcommand in (None, "fit"):
+            say(self.trainer, _cli_report.optimizer_line(self.model, optimizer))
+        _cli_report.hide_version_on_bar(self.trainer)
+
     def after_fit(self) -> None:
-        """Evaluate the test split with the final weights, unless ``--test_after_fit false``."""
+        """Evaluate the test split with the final weights (unless ``--test_after_fit false``); say what was written."""
         if self.config["fit"].get("test_after_fit", True) and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+        table = _cli_report.written(self.trainer)
+        if table is not None:
+            echo(self.trainer, table)
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -135,13 +159,14 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
         (:data:`COMMANDS`), their exit status.
     """
     argv = sys.argv[1:] if args is None else list(args)
+    _cli_report.quiet_lightning()
     if run and argv and argv[0] in COMMANDS:
         return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
     default = {"default_config_files": [str(DEFAULT_CONFIG)]}
     subcommands = LIGHTNING_SUBCOMMANDS
     parser_kwargs: dict[str, Any] = {name: dict(default) for name in subcommands} if run else dict(default)
     if run:
-        parser_kwargs["description"] = _description()
+        parser_kwargs.update(description=_description(), prog="lightning-grda")
     return GRDACLI(
         LightningModule,
         LightningDataModule,
@@ -151,6 +176,7 @@ def main(args: list[str] | None = None, run: bool = True) -> Any:
         run=run,
         parser_kwargs=parser_kwargs,
         save_config_kwargs={"overwrite": True},
+        parser_class=OneLineParser,
         auto_configure_optimizers=True,
     )
 
@@ -160,10 +186,14 @@ def _description() -> str:
         "lightning-grda: prune while you train, with the gRDA optimizer (Chao et al., NeurIPS 2020) for PyTorch "
         f"Lightning. Every run starts from the embedded default config ({DEFAULT_CONFIG.name}: digits, on CPU); "
         f"--config layers another on top (the paper's setups are in {CONFIG_DIR}).",
-        "Subcommands: fit, validate, test, predict (LightningCLI's)",
+        "Subcommands: fit, validate, test, predict (LightningCLI's; validate/test/predict need --ckpt_path)",
     ]
     for name, module in COMMANDS.items():
         lines.append(f"  {name}: {importlib.import_module(module).HELP}")
+    lines.append(
+        "Errors are printed as one line; --traceback (or LIGHTNING_GRDA_TRACEBACK=1) adds the traceback. "
+        "'lightning-grda fit --print_config' shows every option of the default run."
+    )
     return "\n".join(lines)
 
 
@@ -171,8 +201,18 @@ def run() -> None:
     """The console script and ``python -m lightning_grda``: :func:`main` on ``sys.argv``, exiting 0 on success.
 
     (A console script exits with whatever its function returns, so it cannot be :func:`main`, which returns the
-    LightningCLI object.)
+    LightningCLI object.) An error is printed as one line naming the option as written (exit status 2 for bad
+    input, 1 otherwise); ``--traceback`` or ``LIGHTNING_GRDA_TRACEBACK=1`` also prints the traceback. See
+    :mod:`lightning_grda._cli_errors`.
     """
-    result = main()
+    show_traceback, argv = traceback_requested(sys.argv[1:])
+    sys.argv[1:] = argv  # without --traceback (LightningCLI reads sys.argv)
+    token = ONE_LINE.set(True)
+    try:
+        result = main()
+    except Exception as error:  # the command's one-line report; the traceback on request
+        sys.exit(report(error, argv, show_traceback))
+    finally:
+        ONE_LINE.reset(token)
     if isinstance(result, int) and not isinstance(result, bool):
         sys.exit(result)

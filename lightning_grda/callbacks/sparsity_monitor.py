@@ -165,7 +165,8 @@ class SparsityMonitor(Callback):
             report = sparsity_report(pl_module)
             if trainer.is_global_zero:
                 table = report.to_table(title="Sparsity at the end of fit")
-                if any(len(row.shape) < 2 for row in report.rows):
+                grda = any(isinstance(opt, GRDA) for opt in trainer.optimizers)
+                if grda and any(len(row.shape) < 2 for row in report.rows):
                     table.caption, table.caption_justify = TABLE_NOTE, "left"
                 echo(trainer, table)
 

@@ -113,7 +113,8 @@ class _CIFARDataModule(ClassificationDataModule):
             raise FileNotFoundError(
                 f"{self.name} not found: {os.path.abspath(self.folder)} lacks {', '.join(missing)}{of}. Extract "
                 f"{cls.filename} ({cls.url}) into {os.path.abspath(self.root)}, which creates that folder, "
-                "or pass download=True (needs network)"
+                "or download it: --data.init_args.download true on the command line, download=True in Python "
+                "(needs network)"
             )
 
     def _dataset(self, train: bool, transform: v2.Transform | None) -> CIFAR10:

@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_grda.checks import check_bool, check_real
 from lightning_grda.mixin import GRDAMixin
 from lightning_grda.models.backbones import build_backbone
 
@@ -38,7 +39,8 @@ class ImageClassifier(GRDAMixin, pl.LightningModule):
         label_smoothing: passed to the cross-entropy loss.
 
     Raises:
-        ValueError: an unknown ``backbone`` (the message lists the known ones) or a bad ``num_classes``.
+        ValueError: an unknown ``backbone`` (the message lists the known ones), a bad ``num_classes``, a negative or
+            non-finite ``lr`` or ``c``, ``mu <= 0``, or ``label_smoothing`` outside ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -60,6 +62,13 @@ class ImageClassifier(GRDAMixin, pl.LightningModule):
         exempt_norm_and_bias: bool = False,
         label_smoothing: float = 0.0,
     ) -> None:
+        # Checked here, when the model is built (by the CLI: before the Trainer, the data or any file), not first
+        # in `configure_optimizers`.
+        check_real("lr", lr, low=0.0)
+        check_real("c", c, low=0.0)
+        check_real("mu", mu, low=0.0, low_open=True)
+        check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+        check_bool("exempt_norm_and_bias", exempt_norm_and_bias)
         super().__init__(grda_exempt_norm_and_bias=exempt_norm_and_bias)
         self.save_hyperparameters()
         self.backbone = build_backbone(backbone, num_classes=num_classes, in_channels=in_channels)
