@@ -56,14 +56,17 @@ def test_resume_after_sigkill_mid_epoch_is_bit_for_bit(tmp_path, monkeypatch):
     main(["fit", f"--config={_config(tmp_path, 'whole')}"])  # uninterrupted, in this process (no import cost)
 
     # step 17 is batch 6 of epoch 1; the last checkpoint before it is step 15 (batch 4 of epoch 1: mid-epoch)
-    killed = _fit(tmp_path, "killed", "--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=17")
+    # started for 30 steps, resumed for 20: a trainer option given on resume is honoured
+    kill = ["--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=17", "--trainer.max_steps=30"]
+    killed = _fit(tmp_path, "killed", *kill)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     last = tmp_path / "killed" / "ckpt" / "last.ckpt"
     assert _state(last)["global_step"] == 15
     assert _state(last)["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": 1, "batches": 4, "batch_size": 129}
     ]
-    resumed = _fit(tmp_path, "killed", f"--ckpt_path={last}")
+    # an explicit model option that agrees with the checkpoint is accepted
+    resumed = _fit(tmp_path, "killed", f"--ckpt_path={last}", "--trainer.max_steps=20", "--model.init_args.c=0.06")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
     expected = _state(tmp_path / "whole" / "ckpt" / "last.ckpt")
