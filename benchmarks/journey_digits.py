@@ -85,9 +85,9 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
         fit("gRDA c 0.06, from scratch", list(extra), results)
     if "tune" in steps:
         t0 = time.perf_counter()
-        status = main(
-            ["tune-c", f"--epochs={args.tune_epochs}", "--output=tune_c", "--trainer.enable_progress_bar=false"]
-        )
+        limit = extra[1:] if args.max_epochs is not None else extra  # tune-c sets the epochs itself
+        tune = ["tune-c", f"--epochs={args.tune_epochs}", f"--max_trials={args.tune_max_trials}", "--output=tune_c"]
+        status = main([*tune, *QUIET[:1], *limit])
         print(f"RESULT tune-c: exit {status}, {time.perf_counter() - t0:.0f} s", flush=True)
         if status == 0:
             best = workdir / "tune_c" / "best.yaml"
