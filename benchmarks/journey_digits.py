@@ -1,6 +1,6 @@
 """The user's journey on the embedded digits data, measured: train SGD, fine-tune gRDA from it, gRDA from scratch.
 
-Run: ``python benchmarks/journey_digits.py [--workdir journey] [--tune] [--max-epochs N]``
+Run: ``python benchmarks/journey_digits.py [--workdir journey] [--tune] [--max-epochs N] [--only STEP ...]``
 
 Every step is the real ``lightning-grda`` command, run in this process inside ``--workdir``:
 
@@ -10,7 +10,9 @@ Every step is the real ``lightning-grda`` command, run in this process inside ``
 4. with ``--tune``: ``tune-c --epochs 3`` on ``digits.yaml`` (the paper's rule, c searched from 1e-4), then the full
    30-epoch ``fit --config <workdir>/tune_c/best.yaml`` with the chosen c.
 
-It prints a table (run, sparsity, test accuracy, wall time) and writes it to ``<workdir>/journey.md``.
+It prints a table (run, sparsity, test accuracy, wall time) and writes it to ``<workdir>/journey.md``. ``--only``
+runs some steps (``finetune`` after an earlier ``sgd`` in the same workdir), e.g. ``--only tune`` beside the rest.
+On a loaded machine set ``OMP_NUM_THREADS=1``: oversubscribed torch threads are much slower than one.
 """
 
 from __future__ import annotations
