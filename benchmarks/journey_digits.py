@@ -1,6 +1,6 @@
 """The user's journey on the embedded digits data, measured: train SGD, fine-tune gRDA from it, gRDA from scratch.
 
-Run: ``python benchmarks/journey_digits.py [--workdir journey] [--tune] [--max-epochs N]``
+Run: ``python benchmarks/journey_digits.py [--workdir journey] [--tune] [--max-epochs N] [--only STEP ...]``
 
 Every step is the real ``lightning-grda`` command, run in this process inside ``--workdir``:
 
@@ -10,7 +10,9 @@ Every step is the real ``lightning-grda`` command, run in this process inside ``
 4. with ``--tune``: ``tune-c --epochs 3`` on ``digits.yaml`` (the paper's rule, c searched from 1e-4), then the full
    30-epoch ``fit --config <workdir>/tune_c/best.yaml`` with the chosen c.
 
-It prints a table (run, sparsity, test accuracy, wall time) and writes it to ``<workdir>/journey.md``.
+It prints a table (run, sparsity, test accuracy, wall time) and writes it to ``<workdir>/journey.md``. ``--only``
+runs some steps (``finetune`` after an earlier ``sgd`` in the same workdir), e.g. ``--only tune`` beside the rest.
+On a loaded machine set ``OMP_NUM_THREADS=1``: oversubscribed torch threads are much slower than one.
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ def main_(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
         fit("gRDA c 0.06, from scratch", list(extra), results)
     if "tune" in steps:
         t0 = time.perf_counter()
-        status = main(
-            ["tune-c", f"--epochs={args.tune_epochs}", "--output=tune_c", "--trainer.enable_progress_bar=false"]
-        )
+        limit = extra[1:] if args.max_epochs is not None else extra  # tune-c sets the epochs itself
+        tune = ["tune-c", f"--epochs={args.tune_epochs}", f"--max_trials={args.tune_max_trials}", "--output=tune_c"]
+        status = main([*tune, *QUIET[:1], *limit])
         print(f"RESULT tune-c: exit {status}, {time.perf_counter() - t0:.0f} s", flush=True)
         if status == 0:
             best = workdir / "tune_c" / "best.yaml"

@@ -104,6 +104,8 @@ class GRDACLI(LightningCLI):
         super().instantiate_classes()
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("init_from"):
+            if config.get("ckpt_path"):  # the resume would overwrite the weights: one of the two is a mistake
+                raise ValueError(f"Invalid init_from: {config['init_from']!r}; give it or --ckpt_path, not both")
             load_weights(self.model, config["init_from"], strict=config.get("init_strict", True))
 
     def before_instantiate_classes(self) -> None:

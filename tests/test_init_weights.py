@@ -84,6 +84,12 @@ def test_cli_refuses_a_mismatch_before_any_training(tmp_path):
         main(["fit", *QUICK, f"--init_from={path}", f"--trainer.default_root_dir={tmp_path}"])
 
 
+def test_init_from_and_ckpt_path_together_are_refused(trained_ckpt, tmp_path):
+    path, _ = trained_ckpt
+    with pytest.raises(ValueError, match="give it or --ckpt_path, not both"):
+        main(["fit", *QUICK, f"--init_from={path}", f"--ckpt_path={path}", f"--trainer.default_root_dir={tmp_path}"])
+
+
 def test_non_strict_loads_what_matches_and_names_what_it_skipped(tmp_path):
     source = Wrapped(out=7)
     path = tmp_path / "head7.pt"

@@ -41,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(args: list[str]) -> int:
     """Run the search; return 0 when a ``c`` was chosen, 1 when none passed."""
+    # LightningCLI warns when it is given arguments while sys.argv holds others (this command's): each trial is
+    # given its own, so hide ours from it while the search runs.
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        return _main(args)
+    finally:
+        sys.argv = argv
+
+
+def _main(args: list[str]) -> int:
     from lightning_grda.cli import main as cli_main
 
     console = Console()
