@@ -18,7 +18,7 @@ from rich.table import Table
 from lightning_grda._console import echo, say
 
 
-def run_in_terminal(args: list[str], columns: int, cwd, timeout: float = 120.0) -> tuple[int, list[str]]:
+def run_in_terminal(args: list[str], columns: int, cwd, timeout: float = 600.0) -> tuple[int, list[str]]:
     """Run ``args`` in a pseudo-terminal ``columns`` wide; return its exit status and the screen it leaves.
 
     The screen is tall enough that nothing scrolls off, so every line a redraw erased is really gone.
