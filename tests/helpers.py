@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -91,6 +94,32 @@ def quiet_trainer(root, callbacks=(), max_epochs: int = 1, logger=False, **kwarg
     }
     options.update(kwargs)
     return L.Trainer(**options)
+
+
+def assert_resume_is_exact(
+    root: Path, run: Callable[..., tuple[L.LightningModule, L.Trainer]], epochs: int = 3
+) -> tuple[L.Trainer, Path]:
+    """Fit ``epochs`` epochs straight, and ``epochs - 1`` then resumed from their checkpoint: assert they agree.
+
+    ``run(root, epochs, ckpt_path=None)`` builds the seeded module and trainer and fits. The resumed run must end
+    with the same parameters and the same gRDA state (dual average, step, threshold) bit for bit, and some weights
+    pruned. Returns the uninterrupted run's trainer and the checkpoint's path, for more checks.
+    """
+    full, full_trainer = run(root / "full", epochs)
+    first, first_trainer = run(root / "first", epochs - 1)
+    path = root / "first.ckpt"
+    first_trainer.save_checkpoint(path)
+    resumed, resumed_trainer = run(root / "resumed", epochs, ckpt_path=path)
+    assert not torch.equal(flat_params(first), flat_params(full))
+    assert torch.equal(flat_params(resumed), flat_params(full))
+    assert (flat_params(full) == 0).any()
+    assert resumed_trainer.global_step == full_trainer.global_step
+    full_opt, resumed_opt = full_trainer.optimizers[0], resumed_trainer.optimizers[0]
+    assert type(resumed_opt) is type(full_opt)
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        for key in ("dual", "step", "threshold"):
+            assert torch.equal(full_opt.state[p][key], resumed_opt.state[q][key])
+    return full_trainer, path
 
 
 def spawn_two_ranks(fn, *args) -> None:

@@ -45,8 +45,18 @@ def test_datamodule_classes_and_channels_reach_the_model():
     assert cli.model(__import__("torch").zeros(2, 3, 32, 32)).shape == (2, 100)
 
 
-def test_cli_optimizer_replaces_grda_on_any_module():
-    cli = main(["--optimizer=lightning_grda.GRDA", "--optimizer.c=0.02", "--optimizer.mu=0.51"], run=False)
+@pytest.mark.parametrize(
+    "model",
+    [
+        "lightning_grda.models.ImageClassifier",  # the pack's, configuring GRDA itself
+        "lightning.pytorch.demos.boring_classes.BoringModel",  # Lightning's, configuring SGD
+        "tests.helpers.TinyModule",  # the tests', configuring SGD with momentum
+    ],
+)
+def test_cli_optimizer_replaces_grda_on_any_module(model):
+    args = [f"--model={model}", "--optimizer=lightning_grda.GRDA", "--optimizer.c=0.02", "--optimizer.mu=0.51"]
+    cli = main(args, run=False)
+    assert type(cli.model).__name__ == model.rsplit(".", 1)[1]
     optimizer = cli.model.configure_optimizers()
     optimizer = optimizer[0] if isinstance(optimizer, (list, tuple)) else optimizer
     if isinstance(optimizer, dict):

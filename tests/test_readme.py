@@ -24,8 +24,14 @@ def test_quick_start_commands_and_ci():
     assert tests in ci  # CI runs exactly the README's test command
 
 
-def test_every_python_example_is_tested():
-    assert len(PYTHON) >= 4
+def test_every_python_block_is_one_that_runs():
+    """Every fenced block is found by BLOCKS (so none escapes the runner below), and the Python ones all run there."""
+    fences = re.findall(r"^[ \t]*```(.*)$", README, flags=re.MULTILINE)
+    assert len(fences) % 2 == 0, "an unclosed code fence"
+    labels = [label.strip() for label in fences[0::2]]
+    assert len(BLOCKS) == len(labels), "a fence BLOCKS does not see (indented, or with no language)"
+    assert set(labels) <= {"python", "bash"}, labels  # `py`, `Python` or `python3` would not be run
+    assert len(PYTHON) == labels.count("python") >= 4
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"example{i + 1}" for i in range(len(PYTHON))])

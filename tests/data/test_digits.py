@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from lightning_grda.data.digits import DIGITS_MEAN, DIGITS_STD, DigitsDataModule
+from tests.helpers import quiet_trainer
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +97,7 @@ class _Flat(L.LightningModule):
 
 def test_trainer_fits_and_tests(tmp_path):
     L.seed_everything(0)
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        deterministic=True,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=2)
     dm = DigitsDataModule(batch_size=64)
     model = _Flat()
     trainer.fit(model, datamodule=dm)

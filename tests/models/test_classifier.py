@@ -1,9 +1,9 @@
-import lightning as L
 import pytest
 import torch
 
 from lightning_grda.models import ImageClassifier
 from lightning_grda.optim.grda import GRDA
+from tests.helpers import quiet_trainer
 
 
 class Images(torch.utils.data.Dataset):
@@ -21,14 +21,7 @@ class Images(torch.utils.data.Dataset):
 def test_logs_loss_accuracy_and_top5(tmp_path):
     model = ImageClassifier("digits_cnn", num_classes=10, in_channels=1, lr=0.1, c=0.01, mu=0.6)
     loader = torch.utils.data.DataLoader(Images(), batch_size=8)
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(tmp_path, limit_val_batches=None, num_sanity_val_steps=None)  # with validation
     trainer.fit(model, loader, loader)
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "val_acc_top5"} <= set(trainer.callback_metrics)
     (results,) = trainer.test(model, loader, verbose=False)

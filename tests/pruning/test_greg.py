@@ -13,12 +13,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from rich.console import Console
 from torch import nn
 
-from lightning_grda.layers import select_layers
 from lightning_grda.pruning.greg import GReg
-from lightning_grda.pruning.greg_schedule import GRegSchedule, Phase
-from lightning_grda.pruning.masks import Target, apply_mask, is_pruned, make_pruning_permanent, register_structure_hooks
+from lightning_grda.pruning.greg_schedule import Phase
+from lightning_grda.pruning.masks import is_pruned
 from lightning_grda.sparsity import effective, pruning_table
-from tests.helpers import TinyModule, TinyNet, flat_params, quiet_trainer, random_loader
+from tests.helpers import TinyModule, flat_params, quiet_trainer, random_loader
 
 # Resumed runs are given only the callbacks under test, not the ModelCheckpoints that wrote the checkpoint.
 pytestmark = pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
@@ -178,13 +177,6 @@ def test_layer_filter_matching_nothing_fails_at_setup_naming_it(tmp_path):
         fit(tmp_path, [greg])
 
 
-def test_layer_selection():
-    module = TinyModule()
-    assert [n for n, _ in select_layers(module)] == list(LAYERS)
-    assert [n for n, _ in select_layers(module, "fc2")] == ["net.fc2"]
-    assert [n for n, _ in select_layers(module, ["LayerNorm", nn.Linear])] == ["net.fc1", "net.norm", "net.fc2"]
-
-
 def test_state_key_tells_instances_apart():
     keys = {
         GReg().state_key,
@@ -196,28 +188,7 @@ def test_state_key_tells_instances_apart():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# schedule
-
-
-def test_schedule_matches_hand_computed_sequences():
-    s1 = GRegSchedule(variant=1, **{k: v for k, v in SMALL.items()})
-    hand1 = [0.25] * 3 + [0.5] * 3 + [0.75] * 3 + [1.0] * 3 + [1.0] * 8 + [0.0] * 4
-    phases1 = [1] * 12 + [2] * 8 + [3] + [4] * 3
-    assert [s1.lambda_at(i) for i in range(24)] == hand1
-    assert [int(s1.phase_at(i)) for i in range(24)] == phases1
-    assert (s1.pick_steps, s1.grow_steps, s1.hold_start, s1.prune_step) == (0, 12, 12, 20)
-
-    s2 = GRegSchedule(**SMALL2)
-    hand2 = [0.05] * 3 + [0.1] * 3 + [0.15] * 3 + [0.65] * 3 + [1.0] * 3 + [1.0] * 4 + [0.0] * 2
-    phases2 = [0] * 9 + [1] * 6 + [2] * 4 + [3] + [4]
-    assert [s2.lambda_at(i) for i in range(21)] == pytest.approx(hand2, rel=1e-12)
-    assert [int(s2.phase_at(i)) for i in range(21)] == phases2
-    # the paper's CIFAR schedule: 10,000 increments of 1e-4 every 10 steps, then 10k steps of hold
-    paper = GRegSchedule(delta=1e-4, update_interval=10, ceiling=1.0, hold_steps=10_000)
-    assert (paper.grow_steps, paper.prune_step) == (100_000, 110_000)
-    assert paper.lambda_at(99_999) == 1.0
-    assert paper.lambda_at(9) == 1e-4
-    assert paper.lambda_at(10) == 2e-4
+# phases
 
 
 def test_phases_and_logs_follow_optimizer_steps_not_batches(tmp_path):
@@ -417,25 +388,6 @@ def test_make_permanent_at_fit_end(tmp_path):
     assert not any(n.endswith("_mask") for n, _ in module.named_buffers())
     assert int((module.net.fc1.weight == 0).sum()) == round(0.9 * 128)
     assert torch.equal(module.net.fc1.weight == 0, greg.picked["net.fc1.weight"])
-
-
-def test_structure_hooks_load_pruned_and_unpruned_state_dicts():
-    pruned = TinyNet()
-    apply_mask(pruned.fc1, "weight", torch.rand(16, 8) > 0.5)
-    plain = TinyNet()
-    targets = [Target("fc1.weight", plain.fc1, "weight")]
-    with pytest.raises(RuntimeError, match="weight_orig"):
-        TinyNet().load_state_dict(pruned.state_dict())
-    handles = register_structure_hooks(targets)
-    plain.load_state_dict(pruned.state_dict())  # gains the structure, then loads the masks
-    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in pruned.named_parameters()]
-    assert torch.equal(effective(plain.fc1), effective(pruned.fc1))
-    plain.load_state_dict(TinyNet().state_dict())  # and drops it again for an unpruned state dict
-    assert not is_pruned(plain.fc1)
-    assert [n for n, _ in plain.named_parameters()][0] == "fc1.weight"
-    for handle in handles:
-        handle.remove()
-    assert make_pruning_permanent(pruned) == ["fc1.weight"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

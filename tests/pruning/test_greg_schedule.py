@@ -1,0 +1,27 @@
+"""Tests for GReg's schedule as pure functions (lightning_grda/pruning/greg_schedule.py)."""
+
+import pytest
+
+from lightning_grda.pruning.greg_schedule import GRegSchedule
+from tests.pruning.test_greg import SMALL, SMALL2
+
+
+def test_schedule_matches_hand_computed_sequences():
+    s1 = GRegSchedule(variant=1, **{k: v for k, v in SMALL.items()})
+    hand1 = [0.25] * 3 + [0.5] * 3 + [0.75] * 3 + [1.0] * 3 + [1.0] * 8 + [0.0] * 4
+    phases1 = [1] * 12 + [2] * 8 + [3] + [4] * 3
+    assert [s1.lambda_at(i) for i in range(24)] == hand1
+    assert [int(s1.phase_at(i)) for i in range(24)] == phases1
+    assert (s1.pick_steps, s1.grow_steps, s1.hold_start, s1.prune_step) == (0, 12, 12, 20)
+
+    s2 = GRegSchedule(**SMALL2)
+    hand2 = [0.05] * 3 + [0.1] * 3 + [0.15] * 3 + [0.65] * 3 + [1.0] * 3 + [1.0] * 4 + [0.0] * 2
+    phases2 = [0] * 9 + [1] * 6 + [2] * 4 + [3] + [4]
+    assert [s2.lambda_at(i) for i in range(21)] == pytest.approx(hand2, rel=1e-12)
+    assert [int(s2.phase_at(i)) for i in range(21)] == phases2
+    # the paper's CIFAR schedule: 10,000 increments of 1e-4 every 10 steps, then 10k steps of hold
+    paper = GRegSchedule(delta=1e-4, update_interval=10, ceiling=1.0, hold_steps=10_000)
+    assert (paper.grow_steps, paper.prune_step) == (100_000, 110_000)
+    assert paper.lambda_at(99_999) == 1.0
+    assert paper.lambda_at(9) == 1e-4
+    assert paper.lambda_at(10) == 2e-4
