@@ -24,7 +24,9 @@ DEFAULT_CONFIG = CONFIG_DIR / "digits.yaml"
 """The config every subcommand starts from: the embedded digits run."""
 
 
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "diagnose": "lightning_grda.commands.diagnose",
+}
 """The pack's own subcommands beside LightningCLI's ``fit``/``validate``/``test``/``predict``: name to module.
 
 Each module (under :mod:`lightning_grda.commands`) has ``HELP`` (one line) and ``main(args: list[str]) -> int``,
