@@ -1,6 +1,7 @@
 import json
 
 import torch
+from safetensors.torch import save_file
 
 from lightning_grda.cli import main
 from lightning_grda.models import ImageClassifier
@@ -18,11 +19,14 @@ FAST = [
 
 def save_pair(tmp_path):
     paths = []
-    for seed, name in ((1, "sgd.ckpt"), (2, "grda.pt")):
+    for seed, name in ((1, "sgd.ckpt"), (2, "grda.safetensors")):  # a Lightning checkpoint and a safetensors file
         torch.manual_seed(seed)
         state = ImageClassifier("digits_cnn", num_classes=10, in_channels=1).state_dict()
         path = tmp_path / name
-        torch.save({"state_dict": state, "pytorch-lightning_version": "2.5"} if name.endswith("ckpt") else state, path)
+        if name.endswith("ckpt"):
+            torch.save({"state_dict": state, "pytorch-lightning_version": "2.5"}, path)
+        else:
+            save_file(state, path)
         paths.append(path)
     return paths
 
@@ -32,7 +36,7 @@ def test_diagnose_command_writes_json_and_plots(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["diagnose", f"--sgd={sgd}", f"--grda={grda}", f"--output={out}", *FAST]) == 0
     result = json.loads((out / "diagnostics.json").read_text())
-    assert len(result["share"]["share"]) == 2
+    assert len(result["share"]["share"]) == 1
     assert result["curve"]["t"] == [0.0, 1.0]
     assert (out / "share.png").stat().st_size > 0
     assert (out / "connectivity.png").stat().st_size > 0
