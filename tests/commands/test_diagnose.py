@@ -7,7 +7,7 @@ from lightning_grda.cli import main
 from lightning_grda.models import ImageClassifier
 
 FAST = [
-    "--top_k=2",
+    "--top_k=1",
     "--tol=1e-2",
     "--batches=2",
     "--hessian_batches=1",
