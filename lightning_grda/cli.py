@@ -31,6 +31,7 @@ DEFAULT_CONFIG = CONFIG_DIR / "digits.yaml"
 
 
 COMMANDS: dict[str, str] = {
+    "diagnose": "lightning_grda.commands.diagnose",
     "export": "lightning_grda.commands.export",
     "tune-c": "lightning_grda.commands.tune_c",
 }

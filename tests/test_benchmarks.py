@@ -40,3 +40,35 @@ def test_compare_digits_runs_every_method(tmp_path, monkeypatch):
     assert [name for name, _ in results][0] == "grda"
     assert {name for name, _ in results} == set(module.METHODS)
     assert (tmp_path / "cmp.md").read_text().count("\n") == len(module.METHODS) + 2
+
+
+def test_diagnose_digits_prints_the_headline_figures(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from lightning_grda.models import ImageClassifier
+
+    monkeypatch.setattr(sys, "argv", ["diagnose_digits.py"])
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"w{seed}.pt")
+        torch.save(ImageClassifier("digits_cnn", num_classes=10, in_channels=1).state_dict(), paths[-1])
+    tiny = [
+        "--top_k",
+        "1",
+        "--tol",
+        "1e-2",
+        "--batches",
+        "2",
+        "--hessian_batches",
+        "1",
+        "--curve_epochs",
+        "0",
+        "--curve_points",
+        "2",
+    ]
+    load("diagnose_digits").main_(["--sgd", str(paths[0]), "--grda", str(paths[1]), "--out", str(tmp_path), *tiny])
+    out = capsys.readouterr().out
+    assert "share of ||w_gRDA - w_SGD||^2 on the top 1:" in out
+    assert "Bezier curve max loss" in out
+    assert (tmp_path / "diagnostics.json").exists()
