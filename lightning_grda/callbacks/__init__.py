@@ -1,8 +1,9 @@
-"""Trainer callbacks: the learning-rate schedules of the gRDA paper, the optimizer swap and the sparsity monitor."""
+"""Trainer callbacks: the gRDA paper's learning-rate schedules, the optimizer swap, the sparsity monitor, the export."""
 
 from lightning_grda.callbacks.lr_drop import OneTimeLRDrop
 from lightning_grda.callbacks.lr_schedule import HoldDecayLR, hold_decay_factor
+from lightning_grda.callbacks.sparse_export import SparseExport
 from lightning_grda.callbacks.sparsity_monitor import SparsityMonitor
 from lightning_grda.callbacks.swap import GRDASwap
 
-__all__ = ["GRDASwap", "HoldDecayLR", "OneTimeLRDrop", "SparsityMonitor", "hold_decay_factor"]
+__all__ = ["GRDASwap", "HoldDecayLR", "OneTimeLRDrop", "SparseExport", "SparsityMonitor", "hold_decay_factor"]

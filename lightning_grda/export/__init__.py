@@ -6,5 +6,6 @@
 
 from lightning_grda.export.bake import bake_masks
 from lightning_grda.export.sparse_file import FORMAT, SparseFileReport, TensorRow, load_sparse, save_sparse
+from lightning_grda.export.thin import ThinReport, thin
 
-__all__ = ["FORMAT", "SparseFileReport", "TensorRow", "bake_masks", "load_sparse", "save_sparse"]
+__all__ = ["FORMAT", "SparseFileReport", "TensorRow", "ThinReport", "bake_masks", "load_sparse", "save_sparse", "thin"]

@@ -83,3 +83,16 @@ def test_help_lists_export(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "export:" in capsys.readouterr().out
+
+
+def test_export_thin_writes_an_onnx_model(fitted, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    ckpt, model = fitted
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(ckpt), "-o", str(out), "--thin"]) == 0
+    text = capsys.readouterr().out
+    assert "Dead channels removed" in text
+    assert "MACs" in text
+    from lightning_grda.export.onnx import check_onnx
+
+    assert check_onnx(model.backbone, tmp_path / "m.onnx", torch.randn(4, 1, 8, 8)) <= 1e-4

@@ -7,7 +7,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightning_grda.export import bake_masks, load_sparse, save_sparse
-from lightning_grda.export.sparse_file import pack_bits, unpack_bits
+from lightning_grda.export.sparse_file import _pack_torch, _unpack_torch, pack_bits, unpack_bits
 from lightning_grda.weights import read_state_dict
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
@@ -70,6 +70,8 @@ def test_pack_bits_matches_numpy(n):
     packed = pack_bits(mask)
     assert packed.tolist() == np.packbits(mask.numpy()).tolist()
     assert torch.equal(unpack_bits(packed, n), mask)
+    assert torch.equal(_pack_torch(mask), packed)  # the path other devices take
+    assert torch.equal(_unpack_torch(packed, n), mask)
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.99])
