@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.functional import softshrink
 from torch.optim import Optimizer
 
-from lightning_grda.checks import check_choice, check_real
+from lightning_grda.checks import check_choice, check_real, invalid
 
 __all__ = ["GRDA", "grda", "threshold_increment"]
 
@@ -53,6 +53,10 @@ def threshold_increment(step: float, lr: float, c: float, mu: float) -> float:
 def _dual_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype the dual average is kept in: float64 for float64 parameters, float32 for every other precision."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _same_kind(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and a.stride() == b.stride()
 
 
 def _all_finite(grads: Sequence[Tensor]) -> Tensor:
@@ -125,7 +129,8 @@ class GRDA(Optimizer):
     Args:
         params: the parameters to optimise, or dicts defining parameter groups; each group may set its own
             ``lr``, ``c`` and ``mu`` (``c=0`` exempts a group from pruning).
-        lr: the learning rate :math:`\gamma`, as for SGD without momentum (the paper: 0.1 at batch 256).
+        lr: the learning rate :math:`\gamma`, as for SGD without momentum (the paper: 0.1 at batch 256): a number
+            or a 0-dim floating tensor (as torch's optimizers accept).
         c: the regularisation strength; larger prunes more (the paper: ``c <= 0.005`` at ImageNet scale).
         mu: the threshold's growth exponent, ``mu > 0`` (the paper uses 0.501 to 0.6; ``mu > 1/2`` for its theory).
         nonfinite: what to do when a gradient holds NaN or inf: ``"raise"``, ``"skip"`` or ``"ignore"``.
@@ -133,11 +138,20 @@ class GRDA(Optimizer):
             single-tensor loop; ``None`` (default) picks the fastest: multi-tensor kernels on accelerators (as torch's
             own optimizers do), and on CPU a loop that thresholds each tensor right after updating its dual average,
             while it is still in cache.
-        fused: run the dual-average update and the soft threshold as one ``torch.compile``-d kernel per step, which
-            reads the gradient and the dual average once and writes the dual average and the weight once. Meant for
-            accelerators: on CPU the default is faster (see README, "Speed").
-            It is compiled at the first step (seconds, cached on disk by inductor) and reused while the shapes of
-            the parameters with gradients stay the same. Needs a working ``torch.compile`` (a C++ compiler on CPU).
+        fused: run the whole step of each group as one ``torch.compile``-d graph: the threshold arithmetic and
+            every tensor's update (read the gradient and the dual average once, write the dual average and the
+            weight once), horizontally fused over all the group's tensors, as torch's compiled optimizers do.
+            Compiled at the first step (seconds, cached on disk by inductor) and reused while the tensors keep
+            their shapes; the lr enters as a tensor, so an lr change does not recompile. Needs a working
+            ``torch.compile`` (a C++ compiler on CPU). Equal to the eager path up to floating-point contraction.
+
+    torch.compile: ``torch.compile(optimizer.step)`` (or a compiled training step) traces the step as tensors only:
+    the step counts and thresholds stay 0-dim float64 tensors, so nothing is read on the host and the step does not
+    recompile as they grow. A float ``lr`` that changes recompiles once (torch guards on it); a tensor ``lr``
+    changed in place (``fill_``, as torch's schedulers do) never recompiles; a ``load_state_dict`` loads into the
+    existing state tensors, so a round trip does not recompile. The non-finite check of ``"raise"``/``"skip"``
+    keeps its semantics and its one synchronisation, which under compile is a graph break before the update
+    (``nonfinite="ignore"`` gives one graph). Under compile, ``lr``, ``c`` and ``mu`` are not re-checked each step.
 
     Raises:
         ValueError: an invalid ``lr``, ``c``, ``mu`` or ``nonfinite``, or both ``foreach`` and ``fused``.
@@ -232,6 +246,7 @@ class GRDA(Optimizer):
                     f"{tuple(dual.shape)}, the parameter has shape {tuple(p.shape)}: the state is another model's, "
                     "so nothing was loaded"
                 )
+        previous = {p: dict(self.state[p]) for p in params if p in self.state}
         super().load_state_dict(state_dict)
         for index, p in zip(saved_ids, params):
             if index not in saved or p not in self.state:
@@ -242,6 +257,12 @@ class GRDA(Optimizer):
             if "threshold" in saved[index]:
                 state["threshold"] = torch.as_tensor(saved[index]["threshold"], dtype=torch.float64).cpu().clone()
             state["step"] = torch.as_tensor(state["step"], dtype=torch.float64).cpu().clone()
+            # Loaded into the tensors already there, where they fit: a compiled step guards on their identity, so
+            # a state_dict round trip (a resume in the same process) then does not recompile.
+            for key, old in previous.get(p, {}).items():
+                new = state.get(key)
+                if isinstance(old, Tensor) and isinstance(new, Tensor) and _same_kind(old, new):
+                    state[key] = old.copy_(new)
 
     def _init_group(
         self,
@@ -317,8 +338,10 @@ class GRDA(Optimizer):
             return loss
 
         checked = [(group, params, grads) for group, params, grads, *_ in groups if group["nonfinite"] != "ignore"]
+        # Meta tensors hold no values: there is nothing to check (torch's SGD steps them too).
+        read = [g for *_, grads in checked for g in grads if g.device.type != "meta"]
         names = ""
-        if checked and not bool(_all_finite([g for *_, grads in checked for g in grads])):
+        if read and not bool(_all_finite(read)):
             names = self._describe_nonfinite(checked)
         if names:  # empty when the quick check only saw a finite norm (or sum) overflow
             if any(group["nonfinite"] == "raise" for group, *_ in checked):
@@ -352,14 +375,29 @@ class GRDA(Optimizer):
             "param_groups[{}]['params'][{}] (shape {})".format(*where[id(p)], tuple(p.shape))
             for _, params, grads in checked
             for p, g in zip(params, grads)
-            if not bool(g.isfinite().all())
+            if g.device.type != "meta" and not bool(g.isfinite().all())
         ]
         return ", ".join(bad)
 
 
-def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float, float, float]:
-    """Check one group's hyperparameters (refusing bools; numpy scalars and 0-dim real tensors are numbers)."""
-    return check_real("lr", lr, low=0.0), check_real("c", c, low=0.0), check_real("mu", mu, low=0.0, low_open=True)
+def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float]:
+    """Check one group's hyperparameters (refusing bools; numpy scalars and 0-dim real tensors are numbers).
+
+    A tensor ``lr`` stays a tensor (what keeps an lr change from recompiling a compiled step); its value is checked
+    only where reading it costs no synchronisation: on the host.
+    """
+    if torch.compiler.is_compiling():
+        # Traced, a float may be symbolic (torch does not specialise on floats), and checking it would break the
+        # graph: under torch.compile the values are those checked at construction (and by every eager step).
+        return lr, c, mu
+    c, mu = check_real("c", c, low=0.0), check_real("mu", mu, low=0.0, low_open=True)
+    if not isinstance(lr, Tensor):
+        return check_real("lr", lr, low=0.0), c, mu
+    if lr.dim() != 0 or not lr.is_floating_point():
+        raise invalid("lr", lr, "a finite real number >= 0.0, or a 0-dim floating tensor holding one")
+    if lr.device.type == "cpu":
+        check_real("lr", lr, low=0.0)
+    return lr, c, mu
 
 
 def _check_hyperparameters(lr: Any, c: Any, mu: Any) -> None:
@@ -379,7 +417,7 @@ def grda(
     steps: list[Tensor],
     thresholds: list[Tensor],
     *,
-    lr: float,
+    lr: float | Tensor,
     c: float,
     mu: float,
     foreach: bool | None = None,
@@ -402,20 +440,58 @@ def grda(
         foreach: ``True``: multi-tensor kernels for the dual-average update; ``False``: the readable reference loop;
             ``None`` (default): multi-tensor kernels on accelerators, and on CPU a loop that thresholds each tensor
             right after its update, while its dual average is still in cache.
-        fused: one compiled kernel for the update and the threshold.
+        fused: the whole step as one compiled graph (see :class:`GRDA`).
     """
     if not params:
         return
+    if torch.compiler.is_compiling():  # traced: everything stays a tensor, nothing is read on the host
+        _tensor_grda(params, grads, duals, steps, thresholds, lr, c, mu)
+        return
+    if fused:
+        from lightning_grda.optim._fused import compiled_grda_
+
+        compiled_grda_(params, grads, duals, steps, thresholds, lr, c, mu)
+        return
+    if isinstance(lr, Tensor):
+        lr = lr.item()  # eager: a host read (free for a CPU tensor, one synchronisation for an accelerator's)
     torch._foreach_add_(steps, 1.0)
     new_thresholds = _advance_thresholds(steps, thresholds, lr, c, mu)
-    if fused:
-        from lightning_grda.optim._fused import fused_grda_
-
-        fused_grda_(params, grads, duals, lr, new_thresholds)
-    elif foreach or (foreach is None and params[0].device.type != "cpu"):
+    if foreach or (foreach is None and params[0].device.type != "cpu"):
         _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
     else:
         _single_tensor_grda(params, grads, duals, lr, new_thresholds)
+
+
+def _tensor_grda(
+    params: list[Tensor],
+    grads: list[Tensor],
+    duals: list[Tensor],
+    steps: list[Tensor],
+    thresholds: list[Tensor],
+    lr: float | Tensor,
+    c: float,
+    mu: float,
+) -> None:
+    """The step written in tensors only, for ``torch.compile`` (one graph, horizontally fused by inductor).
+
+    The step counts and thresholds stay 0-dim float64 tensors: the increment
+    ``c * lr**(mu + 1/2) * (n**mu - (n - 1)**mu)`` is computed from them in float64 and added in float64, as the
+    eager path does with Python floats. The soft threshold is written ``a - clamp(a, -T, T)``, which is
+    ``softshrink(a, T)`` element for element (``a - T`` above ``T``, ``a + T`` below ``-T``, else 0) and takes a
+    tensor ``T``. Only floating-point contraction (fused multiply-add) may differ from the eager path.
+    """
+    torch._foreach_add_(steps, 1.0)
+    previous = torch._foreach_sub(steps, 1.0)
+    increments = torch._foreach_sub(torch._foreach_pow(steps, mu), torch._foreach_pow(previous, mu))
+    if isinstance(lr, Tensor):
+        lr64 = lr.to(torch.float64)
+        torch._foreach_mul_(increments, c * lr64 ** (mu + 0.5))
+    else:
+        torch._foreach_mul_(increments, c * lr ** (mu + 0.5))
+    torch._foreach_add_(thresholds, increments)
+    for p, g, a, t in zip(params, grads, duals, thresholds):
+        a.sub_(g.to(a.dtype) * lr)
+        p.copy_(a - a.clamp(-t, t))
 
 
 def _advance_thresholds(steps: list[Tensor], thresholds: list[Tensor], lr: float, c: float, mu: float) -> list[float]:

@@ -355,6 +355,43 @@ def test_step_never_resizes_a_parameter():
     assert model.weight.shape == (3, 4)
 
 
+def test_a_tensor_lr_steps_as_its_float_and_changes_in_place():
+    torch.manual_seed(0)
+    a = nn.Linear(5, 3)
+    b = copy.deepcopy(a)
+    lr = torch.tensor(0.1, dtype=torch.float64)
+    o_t = GRDA(a.parameters(), lr=lr, c=0.05, mu=0.6)
+    o_f = GRDA(b.parameters(), lr=0.1, c=0.05, mu=0.6)
+    for i in range(6):
+        if i == 3:
+            lr.fill_(0.01)  # what torch's schedulers do to a tensor lr
+            o_f.param_groups[0]["lr"] = 0.01
+        x = torch.randn(4, 5)
+        for model, opt in ((a, o_t), (b, o_f)):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+        assert o_t.state[p]["threshold"].item() == o_f.state[q]["threshold"].item()
+    with pytest.raises(ValueError, match=r"Invalid lr: tensor\(\[0.1000, 0.2000\]\)"):
+        GRDA(a.parameters(), lr=torch.tensor([0.1, 0.2]))
+    lr.fill_(-1.0)
+    with pytest.raises(ValueError, match=r"Invalid lr: tensor\(-1"):
+        o_t.step()
+
+
+@pytest.mark.parametrize("nonfinite", ["raise", "skip", "ignore"])
+def test_meta_parameters_step_in_every_nonfinite_mode(nonfinite):
+    model = nn.Linear(4, 3, device="meta")
+    opt = GRDA(model.parameters(), lr=0.1, nonfinite=nonfinite)
+    for p in model.parameters():
+        p.grad = torch.empty_like(p)
+    opt.step()
+    assert opt.state[model.weight]["dual"].device.type == "meta"
+    assert opt.state[model.weight]["step"].item() == 1
+
+
 def test_sparse_gradients_are_refused():
     emb = nn.Embedding(10, 3, sparse=True)
     opt = GRDA(emb.parameters())
@@ -508,6 +545,38 @@ def test_fused_path_matches_readable_loop(dtype):
     for p, q in zip(ref, fused):
         torch.testing.assert_close(q, p, rtol=0, atol=tol)
         torch.testing.assert_close(o_fused.state[q]["dual"], o_ref.state[p]["dual"], rtol=0, atol=tol)
+        torch.testing.assert_close(o_fused.state[q]["threshold"], o_ref.state[p]["threshold"], rtol=1e-15, atol=0)
+        assert o_fused.state[q]["step"].item() == 10
+
+
+@pytest.mark.slow
+def test_compiled_step_compiles_at_most_twice_over_an_lr_change_and_a_state_dict_round_trip():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    compiled = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 2)).double()
+    eager = copy.deepcopy(compiled)
+    o_comp = GRDA(compiled.parameters(), lr=0.1, c=0.02, mu=0.6, nonfinite="ignore")
+    o_eager = GRDA(eager.parameters(), lr=0.1, c=0.02, mu=0.6, nonfinite="ignore")
+    torch._dynamo.reset()
+    counters.clear()
+    step = torch.compile(o_comp.step)
+    for i in range(100):
+        x = torch.randn(4, 8, dtype=torch.float64)
+        for model, opt, run in ((compiled, o_comp, step), (eager, o_eager, o_eager.step)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            run()
+        if i == 40:  # the paper's one-time drop
+            o_comp.param_groups[0]["lr"] = o_eager.param_groups[0]["lr"] = 0.01
+        if i == 60:
+            o_comp.load_state_dict(copy.deepcopy(o_comp.state_dict()))
+    assert counters["stats"]["unique_graphs"] <= 2  # the first step, and the new float lr
+    assert not counters["graph_break"]
+    for p, q in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-12)
+        torch.testing.assert_close(o_comp.state[q]["threshold"], o_eager.state[p]["threshold"], rtol=1e-15, atol=0)
+        assert o_comp.state[q]["step"].item() == 100
 
 
 @pytest.mark.slow
