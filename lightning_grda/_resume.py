@@ -88,6 +88,7 @@ def check_resume(
     Raises:
         ValueError: One line naming the option, the value asked and the checkpoint's value.
     """
+    _check_optimizer(checkpoint, path, optimizer)  # first: no option can make another optimizer continue this one
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
     saved_class = hparams.pop("_class_path", None)
@@ -102,7 +103,6 @@ def check_resume(
             continue
         if name in named or name not in default or not _same(value, default[name]):
             raise ValueError(_contradiction(f"model.init_args.{name}", value, hparams[name], path))
-    _check_optimizer(checkpoint, path, optimizer)
 
 
 def _check_optimizer(checkpoint: Mapping[str, Any], path: str, optimizer: Mapping[str, Any] | None) -> None:

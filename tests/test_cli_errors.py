@@ -27,7 +27,7 @@ def command(args, monkeypatch, capsys):
         (["--model.init_args.lr", "inf"], "Invalid model.init_args.lr: 'inf'; expected a finite float"),
         (["--model.init_args.mu=0"], "Invalid model.init_args.mu: 0.0; expected a finite real number > 0.0"),
         (["--model.c=nan"], "Invalid model.c: 'nan'"),
-        (["--data.init_args.batch_size=0"], "Invalid data.init_args.batch_size: 0; expected an int > 0"),
+        (["--data.init_args.batch_size=0"], "Invalid data.init_args.batch_size: 0; expected an int >= 1"),
         (["--model.init_args.backbone=resnet9000"], "Unknown model.init_args.backbone: 'resnet9000'; expected one of"),
         (["--model.init_args.cc=1"], "Invalid model.init_args.cc: no such option of ImageClassifier; did you mean c?"),
         (

@@ -148,7 +148,7 @@ def test_tune_c_real_short_search_on_digits(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["tune-c", "--epochs=1", "--max_trials=1", "--start=0.001", "--tolerance=100", "--output=out"]
     quick = ["--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
-    assert main([*args, *quick, "--trainer.callbacks.init_args.print_table=false"]) == 0
+    assert main([*args, *quick]) == 0
     trials = read_trials(tmp_path / "out" / "trials.csv")
     assert [t.c for t in trials] == pytest.approx([0.0, 1e-3])  # the SGD reference, then the start
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())

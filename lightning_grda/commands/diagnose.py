@@ -87,7 +87,7 @@ def main(args: list[str]) -> int:
         try:
             written += plot_all(result, out)
         except ImportError:
-            console.print('No plots: matplotlib is missing (pip install matplotlib)', highlight=False)
+            console.print("No plots: matplotlib is missing (pip install matplotlib)", highlight=False)
     console.print("Wrote " + ", ".join(str(p) for p in written), highlight=False)
     return 0
 
