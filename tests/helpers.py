@@ -128,10 +128,19 @@ def spawn_two_ranks(fn, *args) -> None:
 
     from torch import multiprocessing
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    multiprocessing.spawn(fn, args=(port, *args), nprocs=2)
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    try:
+        multiprocessing.spawn(fn, args=(free_port(), *args), nprocs=2)
+    except multiprocessing.ProcessExitedException as exc:
+        # gloo sometimes aborts a rank at process exit ("terminate called without an active exception", seen once
+        # in ~20 suite runs, never alone): one more run on a fresh port; a real failure fails both times.
+        if exc.signal_name is None:
+            raise
+        multiprocessing.spawn(fn, args=(free_port(), *args), nprocs=2)
 
 
 def join_gloo(rank: int, port: int) -> None:

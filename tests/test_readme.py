@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_grda.cli import main
+from lightning_grda.cli import COMMANDS, LIGHTNING_SUBCOMMANDS, main
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -30,7 +30,9 @@ def test_every_python_block_is_one_that_runs():
     assert len(fences) % 2 == 0, "an unclosed code fence"
     labels = [label.strip() for label in fences[0::2]]
     assert len(BLOCKS) == len(labels), "a fence BLOCKS does not see (indented, or with no language)"
-    assert set(labels) <= {"python", "bash"}, labels  # `py`, `Python` or `python3` would not be run
+    # `py`, `Python` or `python3` would not be run; console/shell blocks are transcripts, their command lines checked
+    # by test_every_command_line_names_a_real_subcommand_and_options
+    assert set(labels) <= {"python", "bash", "console", "shell"}, labels
     assert len(PYTHON) == labels.count("python") >= 4
 
 
@@ -68,3 +70,32 @@ def test_cli_example_parses_and_instantiates(line, monkeypatch, capsys):
     cli = main([*args, *CPU], run=False)  # parse and build everything, train nothing
     assert cli.model is not None
     assert cli.datamodule is not None
+
+
+EVERY_CLI_LINE = [
+    line.removeprefix("$ ").split("  #")[0].strip()
+    for lang, code in BLOCKS
+    if lang in ("bash", "console", "shell")
+    for line in code.splitlines()
+    if line.removeprefix("$ ").startswith("lightning-grda ")
+]
+
+
+@pytest.mark.parametrize("line", EVERY_CLI_LINE)
+def test_every_command_line_names_a_real_subcommand_and_options(line, capsys):
+    """Every ``lightning-grda`` line in README names a subcommand and options its ``--help`` lists."""
+    subcommand, *args = shlex.split(line)[1:]
+    assert subcommand in (*LIGHTNING_SUBCOMMANDS, *COMMANDS)
+    with pytest.raises(SystemExit) as exit_info:
+        main([subcommand, "--help"])
+    assert exit_info.value.code in (0, None)
+    usage = capsys.readouterr().out
+    if subcommand == "tune-c":  # passes every other option through to each trial's fit
+        with pytest.raises(SystemExit):
+            main(["fit", "--help"])
+        usage += capsys.readouterr().out
+    for arg in args:
+        if arg.startswith("--"):
+            # Lightning's help lists --trainer, --model, --data...; nested keys (--trainer.max_epochs) live below them
+            name = arg.split("=")[0].split(".")[0]
+            assert name in usage, f"{name} is not an option of lightning-grda {subcommand}"
