@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,9 +43,16 @@ def _config(tmp_path, name: str):
     return config
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _fit(tmp_path, name: str, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "lightning_grda", "fit", f"--config={_config(tmp_path, name)}", *extra]
-    return subprocess.run(command, cwd=tmp_path / name, capture_output=True, text=True, timeout=300)
+    # the killing callback lives in tests.helpers: the repository root must be importable in the child, whatever
+    # the working directory (a clean checkout has no PYTHONPATH)
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run(command, cwd=tmp_path / name, capture_output=True, text=True, timeout=300, env=env)
 
 
 def _state(path) -> dict:
