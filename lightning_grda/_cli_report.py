@@ -18,6 +18,7 @@ import warnings
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.cli import SaveConfigCallback
@@ -76,6 +77,22 @@ def hide_version_on_bar(trainer: pl.Trainer) -> None:
 
     bar.get_metrics = without_version  # type: ignore[method-assign]
     bar._grda_hides_v_num = True  # type: ignore[attr-defined]
+
+
+def summary_input(model: pl.LightningModule, datamodule: Any, trainer: pl.Trainer) -> None:
+    """Give the model summary one zero sample of the datamodule's ``input_shape``, so its FLOPs column counts.
+
+    Without an ``example_input_array`` Lightning's summary shows a FLOPs column of zeros. Only for the pack's
+    ``ImageClassifier`` (whose forward takes the batch's images) in a single-process run: the summary's forward runs
+    on rank zero alone, which a model sharded over ranks cannot do, so there the column keeps Lightning's default.
+    """
+    from lightning_grda.models import ImageClassifier
+
+    shape = getattr(datamodule, "input_shape", None)
+    if not isinstance(model, ImageClassifier) or shape is None or trainer.world_size != 1:
+        return
+    if model.example_input_array is None:
+        model.example_input_array = torch.zeros(1, *shape)
 
 
 def optimizer_line(model: pl.LightningModule, optimizer: Any) -> str:

@@ -115,11 +115,12 @@ class GRDACLI(LightningCLI):
         _cli_report.drop_checkpoints_when_disabled(self._get(self.config, "trainer"))
 
     def after_instantiate_classes(self) -> None:
-        """Say which optimizer runs when the config's ``optimizer`` replaces the model's; no ``v_num`` on the bar."""
+        """Say which optimizer runs instead of the model's; no ``v_num`` on the bar; FLOPs in the model summary."""
         optimizer = self._get(self.config, "optimizer")
         if optimizer and self.subcommand in (None, "fit"):
             say(self.trainer, _cli_report.optimizer_line(self.model, optimizer))
         _cli_report.hide_version_on_bar(self.trainer)
+        _cli_report.summary_input(self.model, self.datamodule, self.trainer)
 
     def after_fit(self) -> None:
         """Evaluate the test split with the final weights (unless ``--test_after_fit false``); say what was written."""

@@ -100,3 +100,12 @@ def test_help_describes_the_pack(capsys):
     for words in ("gRDA", "digits.yaml", "configs", "fit, validate, test, predict", "--traceback"):
         assert words in out
     assert "Lightning Trainer command line tool" not in out
+
+
+def test_the_model_summary_counts_flops(tmp_path, monkeypatch):
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    monkeypatch.chdir(tmp_path)
+    cli = main(["--trainer.logger=false"], run=False)
+    assert tuple(cli.model.example_input_array.shape) == (1, 1, 8, 8)  # the digits datamodule's input_shape
+    assert ModelSummary(cli.model).total_flops > 0  # the FLOPs column no longer reads 0
