@@ -9,7 +9,6 @@ the authors' repositories.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
@@ -42,6 +41,7 @@ def threshold_increment(step: float, lr: float, c: float, mu: float) -> float:
     Example:
         >>> round(threshold_increment(1, lr=0.01, c=1.0, mu=0.5), 12)  # c * sqrt(lr) * lr**mu at n = 1
         0.01
+        >>> import math
         >>> n, lr, c, mu = 100, 0.1, 0.005, 0.55
         >>> total = sum(threshold_increment(k, lr, c, mu) for k in range(1, n + 1))
         >>> math.isclose(total, c * math.sqrt(lr) * (n * lr) ** mu)
@@ -398,16 +398,6 @@ def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float
     if lr.device.type == "cpu":
         check_real("lr", lr, low=0.0)
     return lr, c, mu
-
-
-def _check_hyperparameters(lr: Any, c: Any, mu: Any) -> None:
-    """The older checks with their older messages, kept only for ``callbacks/swap.py`` until it uses checks.py."""
-    if isinstance(lr, Tensor) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"Invalid learning rate: {lr!r}; expected a finite float >= 0")
-    if not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
-        raise ValueError(f"Invalid c: {c!r}; expected a finite float >= 0")
-    if not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
-        raise ValueError(f"Invalid mu: {mu!r}; expected a finite float > 0")
 
 
 def grda(
