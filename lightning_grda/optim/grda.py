@@ -24,6 +24,9 @@ __all__ = ["GRDA", "grda", "threshold_increment"]
 
 NonFinitePolicy = Literal["raise", "skip", "ignore"]
 _NONFINITE_POLICIES = ("raise", "skip", "ignore")
+# On CPU, gradients with at least this many values are checked by their own sum; smaller ones share one
+# _foreach_norm call (see _all_finite).
+_SUM_ONE_BY_ONE = 1 << 16
 
 
 def threshold_increment(step: float, lr: float, c: float, mu: float) -> float:
@@ -59,21 +62,43 @@ def _same_kind(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and a.stride() == b.stride()
 
 
+def _any_dtensor(tensors: Sequence[Tensor]) -> bool:
+    if not torch.distributed.is_available():  # a torch build without distributed has no DTensor
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(t, DTensor) for t in tensors)
+
+
 def _all_finite(grads: Sequence[Tensor]) -> Tensor:
     """A 0-dim bool tensor, False if any entry of any gradient may be NaN or inf. Reads each gradient once, no sync.
 
-    A 2-norm (or a sum) is NaN or inf whenever one of its terms is. float32/float64 gradients take one
-    ``torch._foreach_norm`` call for all of them (the reduction ``clip_grad_norm_`` uses; a single C++ loop, where a
-    Python loop of per-tensor reductions costs more than the reading on small models; torch's max-abs ``ord=inf``
-    is several times slower on CPU). Half-precision gradients, whose norms would overflow at 65504, are summed in
-    float32. Finite values can still overflow a norm (above 1e19 in float32): callers confirm a False answer element
-    by element before acting on it. In reverse order, so that the update then starts with the gradients read last,
-    which may still sit in the CPU's cache.
+    A sum (or a 2-norm) is NaN or inf whenever one of its terms is. On accelerators, float32/float64 gradients take
+    one ``torch._foreach_norm`` call (one multi-tensor kernel, as ``clip_grad_norm_`` uses). On CPU that call runs
+    each norm on one thread, so there the large gradients are summed one by one (torch's sum splits a large tensor
+    over the threads and reads at memory speed; it also overflows later than a norm's squares) and only the many
+    small ones (biases, normalisation parameters) share the ``_foreach_norm`` call, a single C++ loop where a Python
+    loop of small reductions costs more than the reading. FSDP2's DTensor gradients are all summed: a sum and a
+    norm reduce across ranks in two ways that one stack cannot mix. Half-precision gradients, whose sums would
+    overflow at 65504, are summed in float32. Finite values can still overflow a sum (above 3e38 in float32) or a
+    norm (above 1e19): callers confirm a False answer element by element before acting on it. In reverse order, so
+    that the update then starts with the gradients read last, which may still sit in the CPU's cache.
     """
+    if _any_dtensor(grads):
+        one_by_one: float = 0
+    elif grads[0].device.type == "cpu":
+        one_by_one = _SUM_ONE_BY_ONE
+    else:
+        one_by_one = float("inf")
     wide = [g for g in reversed(grads) if g.dtype in (torch.float32, torch.float64)]
-    half = [g for g in reversed(grads) if g.dtype not in (torch.float32, torch.float64)]
-    checks = list(torch._foreach_norm(wide, 2.0)) if wide else []
-    checks += [g.sum(dtype=torch.float32) for g in half]
+    small = [g for g in wide if g.numel() < one_by_one]
+    checks = [
+        g.sum() if g.dtype in (torch.float32, torch.float64) else g.sum(dtype=torch.float32)
+        for g in reversed(grads)
+        if g.dtype not in (torch.float32, torch.float64) or g.numel() >= one_by_one
+    ]
+    if small:
+        checks += torch._foreach_norm(small, 2.0)
     device = grads[0].device
     if any(c.device != device for c in checks):
         checks = [c.to(device, non_blocking=True) for c in checks]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_grda.optim.grda import GRDA, threshold_increment
+from lightning_grda.optim.grda import _SUM_ONE_BY_ONE, GRDA, threshold_increment
 from tests.helpers import join_gloo, spawn_two_ranks
 
 
@@ -448,13 +448,31 @@ def test_nonfinite_ignore_policy_does_no_check():
     assert model[1].weight.isnan().any()
 
 
-def test_finite_gradients_whose_sum_overflows_still_step():
-    p = torch.zeros(4, requires_grad=True)
+# Small gradients share one _foreach_norm call; large ones are checked by their own sum: test both ways.
+CHECK_SIZES = [4, _SUM_ONE_BY_ONE]
+
+
+@pytest.mark.parametrize("size", CHECK_SIZES)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_every_kind_of_nonfinite_value_is_found_in_small_and_large_gradients(size, bad):
+    p, q = torch.zeros(size, requires_grad=True), torch.zeros(size, dtype=torch.float64, requires_grad=True)
+    opt = GRDA([p, q], lr=0.1, c=0.0)
+    p.grad, q.grad = torch.ones(size), torch.ones(size, dtype=torch.float64)
+    q.grad[size // 2] = bad
+    with pytest.raises(FloatingPointError, match=rf"\['params'\]\[1\] \(shape \({size},\)\)"):
+        opt.step()
+    assert p.abs().sum() == 0
+    assert all(state["step"].item() == 0 for state in opt.state.values())
+
+
+@pytest.mark.parametrize("size", CHECK_SIZES)
+def test_finite_gradients_whose_sum_overflows_still_step(size):
+    p = torch.zeros(size, requires_grad=True)
     opt = GRDA([p], lr=1e-38, c=0.0)
-    p.grad = torch.full((4,), 3e38)  # finite, but their float32 sum is inf
+    p.grad = torch.full((size,), 3e38)  # finite, but their float32 sum (and norm) is inf
     opt.step()
     assert opt.state[p]["step"].item() == 1
-    torch.testing.assert_close(p.detach(), torch.full((4,), -3.0))
+    torch.testing.assert_close(p.detach(), torch.full((size,), -3.0))
 
 
 def test_half_precision_gradients_are_checked_without_overflow():
@@ -614,7 +632,10 @@ def test_loading_another_optimizers_state_is_refused():
 
 
 def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
-    """One of two gloo ranks with an FSDP2-sharded net; only rank 1's gradient shard holds a NaN."""
+    """One of two gloo ranks with an FSDP2-sharded net; only rank 1's gradient shard holds a NaN.
+
+    The NaN goes into a large weight (checked by its own sum) or a small bias (checked in the shared norm call).
+    """
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
@@ -622,26 +643,27 @@ def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
     join_gloo(rank, port)
     try:
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+        net = nn.Sequential(nn.Linear(256, 2 * _SUM_ONE_BY_ONE // 256), nn.ReLU(), nn.Linear(512, 2))
         fully_shard(net, mesh=init_device_mesh("cpu", (2,)))
         results = {}
-        for policy in ("raise", "skip"):
-            opt = GRDA(net.parameters(), lr=0.1, c=0.1, mu=0.6, nonfinite=policy)
-            net.zero_grad()
-            net(torch.randn(3, 4)).sum().backward()
-            if rank == 1:
-                net[0].weight.grad.to_local()[0, 0] = float("nan")
-            before = [p.to_local().clone() for p in net.parameters()]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    opt.step()
-                results[policy] = "stepped"
-            except FloatingPointError:
-                results[policy] = "raised"
-            unchanged = all(torch.equal(b, p.to_local()) for b, p in zip(before, net.parameters()))
-            results[policy] += ", unchanged" if unchanged else ", changed"
-            results[policy + " skipped_steps"] = opt.skipped_steps
+        for where, grad in (("large", lambda: net[0].weight.grad), ("small", lambda: net[2].bias.grad)):
+            for policy in ("raise", "skip"):
+                opt = GRDA(net.parameters(), lr=0.1, c=0.1, mu=0.6, nonfinite=policy)
+                net.zero_grad()
+                net(torch.randn(3, 256)).sum().backward()
+                if rank == 1:
+                    grad().to_local().view(-1)[0] = float("nan")
+                before = [p.to_local().clone() for p in net.parameters()]
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        opt.step()
+                    results[where, policy] = "stepped"
+                except FloatingPointError:
+                    results[where, policy] = "raised"
+                unchanged = all(torch.equal(b, p.to_local()) for b, p in zip(before, net.parameters()))
+                results[where, policy] += ", unchanged" if unchanged else ", changed"
+                results[where, policy, "skipped_steps"] = opt.skipped_steps
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -650,10 +672,12 @@ def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
 @pytest.mark.slow
 def test_fsdp2_ranks_decide_alike_on_a_nan_in_one_shard(tmp_path):
     spawn_two_ranks(_nan_on_one_rank, str(tmp_path))
-    expected = {
-        "raise": "raised, unchanged",
-        "raise skipped_steps": 0,
-        "skip": "stepped, unchanged",
-        "skip skipped_steps": 1,
-    }
+    expected = {}
+    for where in ("large", "small"):
+        expected |= {
+            (where, "raise"): "raised, unchanged",
+            (where, "raise", "skipped_steps"): 0,
+            (where, "skip"): "stepped, unchanged",
+            (where, "skip", "skipped_steps"): 1,
+        }
     assert [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)] == [expected, expected]
