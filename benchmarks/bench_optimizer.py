@@ -44,7 +44,7 @@ from torch._dynamo.utils import counters
 
 from lightning_grda import GRDA
 from lightning_grda.optim._fused import compiled_grda_
-from lightning_grda.optim.grda import _all_finite
+from lightning_grda.optim.nonfinite import all_finite
 
 
 def transformer_shapes():
@@ -105,7 +105,7 @@ def main(argv=None):
     opts = {name: make(make_params(shapes, dtype, args.device)) for name, make in kinds.items()}
     # The floors: callables timed in the same shuffled rounds as the optimizers, but not optimizers themselves.
     grads = [p.grad for group in opts["GRDA"].param_groups for p in group["params"]]
-    floors = {"check only": lambda: _all_finite(grads)}
+    floors = {"check only": lambda: all_finite(grads)}
     if not args.no_fused:
         total = sum(torch.Size(s).numel() for s in shapes)
         w, g, a, w_sgd = (torch.randn(total, device=args.device).to(dtype) for _ in range(4))

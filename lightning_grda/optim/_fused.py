@@ -33,10 +33,10 @@ def compiled_grda_(
     c: float,
     mu: float,
 ) -> None:
-    """One compiled gRDA step for one parameter group, in place (see :func:`lightning_grda.optim.grda.grda`)."""
+    """One compiled gRDA step for one parameter group, in place (see :func:`lightning_grda.optim.functional.grda`)."""
     global _compiled
     if _compiled is None:
-        from lightning_grda.optim.grda import _tensor_grda
+        from lightning_grda.optim.functional import _tensor_grda
 
         _compiled = torch.compile(_tensor_grda, fullgraph=True, dynamic=False)
     if not isinstance(lr, Tensor):

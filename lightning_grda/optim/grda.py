@@ -10,47 +10,18 @@ the authors' repositories.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn.functional import softshrink
 from torch.optim import Optimizer
 
 from lightning_grda.checks import check_choice, check_real, invalid
+from lightning_grda.optim.functional import grda, threshold_increment
+from lightning_grda.optim.nonfinite import NONFINITE_POLICIES, NonFinitePolicy, all_finite
 
 __all__ = ["GRDA", "grda", "threshold_increment"]
-
-NonFinitePolicy = Literal["raise", "skip", "ignore"]
-_NONFINITE_POLICIES = ("raise", "skip", "ignore")
-# On CPU, gradients with at least this many values are checked by their own sum; smaller ones share one
-# _foreach_norm call (see _all_finite).
-_SUM_ONE_BY_ONE = 1 << 16
-
-
-def threshold_increment(step: float, lr: float, c: float, mu: float) -> float:
-    """The growth of the soft threshold at step ``step``: ``c * lr**(mu + 1/2) * (step**mu - (step - 1)**mu)``.
-
-    Summed over steps ``1..n`` at a constant ``lr`` it telescopes to the paper's closed form
-    ``c * sqrt(lr) * (n * lr)**mu``.
-
-    Args:
-        step: the step number ``n >= 1``.
-        lr: the learning rate used at this step.
-        c: the regularisation strength.
-        mu: the growth exponent.
-
-    Example:
-        >>> round(threshold_increment(1, lr=0.01, c=1.0, mu=0.5), 12)  # c * sqrt(lr) * lr**mu at n = 1
-        0.01
-        >>> import math
-        >>> n, lr, c, mu = 100, 0.1, 0.005, 0.55
-        >>> total = sum(threshold_increment(k, lr, c, mu) for k in range(1, n + 1))
-        >>> math.isclose(total, c * math.sqrt(lr) * (n * lr) ** mu)
-        True
-    """
-    return c * lr ** (mu + 0.5) * (step**mu - (step - 1) ** mu)
 
 
 def _dual_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -60,49 +31,6 @@ def _dual_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _same_kind(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and a.stride() == b.stride()
-
-
-def _any_dtensor(tensors: Sequence[Tensor]) -> bool:
-    if not torch.distributed.is_available():  # a torch build without distributed has no DTensor
-        return False
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(t, DTensor) for t in tensors)
-
-
-def _all_finite(grads: Sequence[Tensor]) -> Tensor:
-    """A 0-dim bool tensor, False if any entry of any gradient may be NaN or inf. Reads each gradient once, no sync.
-
-    A sum (or a 2-norm) is NaN or inf whenever one of its terms is. On accelerators, float32/float64 gradients take
-    one ``torch._foreach_norm`` call (one multi-tensor kernel, as ``clip_grad_norm_`` uses). On CPU that call runs
-    each norm on one thread, so there the large gradients are summed one by one (torch's sum splits a large tensor
-    over the threads and reads at memory speed; it also overflows later than a norm's squares) and only the many
-    small ones (biases, normalisation parameters) share the ``_foreach_norm`` call, a single C++ loop where a Python
-    loop of small reductions costs more than the reading. FSDP2's DTensor gradients are all summed: a sum and a
-    norm reduce across ranks in two ways that one stack cannot mix. Half-precision gradients, whose sums would
-    overflow at 65504, are summed in float32. Finite values can still overflow a sum (above 3e38 in float32) or a
-    norm (above 1e19): callers confirm a False answer element by element before acting on it. In reverse order, so
-    that the update then starts with the gradients read last, which may still sit in the CPU's cache.
-    """
-    if _any_dtensor(grads):
-        one_by_one: float = 0
-    elif grads[0].device.type == "cpu":
-        one_by_one = _SUM_ONE_BY_ONE
-    else:
-        one_by_one = float("inf")
-    wide = [g for g in reversed(grads) if g.dtype in (torch.float32, torch.float64)]
-    small = [g for g in wide if g.numel() < one_by_one]
-    checks = [
-        g.sum() if g.dtype in (torch.float32, torch.float64) else g.sum(dtype=torch.float32)
-        for g in reversed(grads)
-        if g.dtype not in (torch.float32, torch.float64) or g.numel() >= one_by_one
-    ]
-    if small:
-        checks += torch._foreach_norm(small, 2.0)
-    device = grads[0].device
-    if any(c.device != device for c in checks):
-        checks = [c.to(device, non_blocking=True) for c in checks]
-    return torch.stack(checks).isfinite().all()
 
 
 class GRDA(Optimizer):
@@ -201,7 +129,7 @@ class GRDA(Optimizer):
         foreach: bool | None = None,
         fused: bool = False,
     ) -> None:
-        check_choice("nonfinite", nonfinite, _NONFINITE_POLICIES)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         if fused and foreach:
             raise ValueError(f"Invalid foreach: {foreach!r} with fused=True; the fused path replaces foreach")
         defaults = {"lr": lr, "c": c, "mu": mu, "nonfinite": nonfinite, "foreach": foreach, "fused": fused}
@@ -366,7 +294,7 @@ class GRDA(Optimizer):
         # Meta tensors hold no values: there is nothing to check (torch's SGD steps them too).
         read = [g for *_, grads in checked for g in grads if g.device.type != "meta"]
         names = ""
-        if read and not bool(_all_finite(read)):
+        if read and not bool(all_finite(read)):
             names = self._describe_nonfinite(checked)
         if names:  # empty when the quick check only saw a finite norm (or sum) overflow
             if any(group["nonfinite"] == "raise" for group, *_ in checked):
@@ -425,160 +353,21 @@ def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float
     return lr, c, mu
 
 
-def grda(
-    params: list[Tensor],
-    grads: list[Tensor],
-    duals: list[Tensor],
-    steps: list[Tensor],
-    thresholds: list[Tensor],
-    *,
-    lr: float | Tensor,
-    c: float,
-    mu: float,
-    foreach: bool | None = None,
-    fused: bool = False,
-) -> None:
-    """Functional gRDA: one step for the given tensors, in place. See :class:`GRDA` for the algorithm.
+def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float]:
+    """Check one group's hyperparameters (refusing bools; numpy scalars and 0-dim real tensors are numbers).
 
-    ``steps`` and ``thresholds`` are 0-dim float64 host tensors, one per parameter; ``duals`` are the dual averages.
-    The threshold increments are computed on the host, so nothing here waits for an accelerator.
-
-    Args:
-        params: the parameters, updated in place.
-        grads: their gradients.
-        duals: their dual averages, updated in place.
-        steps: their step counts, incremented in place.
-        thresholds: their soft thresholds, updated in place.
-        lr: the learning rate of this step.
-        c: the regularisation strength.
-        mu: the growth exponent.
-        foreach: ``True``: multi-tensor kernels for the dual-average update; ``False``: the readable reference loop;
-            ``None`` (default): multi-tensor kernels on accelerators, and on CPU a loop that thresholds each tensor
-            right after its update, while its dual average is still in cache.
-        fused: the whole step as one compiled graph (see :class:`GRDA`).
+    A tensor ``lr`` stays a tensor (what keeps an lr change from recompiling a compiled step); its value is checked
+    only where reading it costs no synchronisation: on the host.
     """
-    if not params:
-        return
-    if torch.compiler.is_compiling():  # traced: everything stays a tensor, nothing is read on the host
-        _tensor_grda(params, grads, duals, steps, thresholds, lr, c, mu)
-        return
-    if fused:
-        from lightning_grda.optim._fused import compiled_grda_
-
-        compiled_grda_(params, grads, duals, steps, thresholds, lr, c, mu)
-        return
-    if isinstance(lr, Tensor):
-        lr = lr.item()  # eager: a host read (free for a CPU tensor, one synchronisation for an accelerator's)
-    torch._foreach_add_(steps, 1.0)
-    new_thresholds = _advance_thresholds(steps, thresholds, lr, c, mu)
-    if foreach or (foreach is None and params[0].device.type != "cpu"):
-        _multi_tensor_grda(params, grads, duals, lr, new_thresholds)
-    else:
-        _single_tensor_grda(params, grads, duals, lr, new_thresholds)
-
-
-def _tensor_grda(
-    params: list[Tensor],
-    grads: list[Tensor],
-    duals: list[Tensor],
-    steps: list[Tensor],
-    thresholds: list[Tensor],
-    lr: float | Tensor,
-    c: float,
-    mu: float,
-) -> None:
-    """The step written in tensors only, for ``torch.compile`` (one graph, horizontally fused by inductor).
-
-    The step counts and thresholds stay 0-dim float64 tensors: the increment
-    ``c * lr**(mu + 1/2) * (n**mu - (n - 1)**mu)`` is computed from them in float64 and added in float64, as the
-    eager path does with Python floats. The soft threshold is written ``a - clamp(a, -T, T)``, which is
-    ``softshrink(a, T)`` element for element (``a - T`` above ``T``, ``a + T`` below ``-T``, else 0) and takes a
-    tensor ``T``. Only floating-point contraction (fused multiply-add) may differ from the eager path.
-    """
-    torch._foreach_add_(steps, 1.0)
-    previous = torch._foreach_sub(steps, 1.0)
-    increments = torch._foreach_sub(torch._foreach_pow(steps, mu), torch._foreach_pow(previous, mu))
-    if isinstance(lr, Tensor):
-        lr64 = lr.to(torch.float64)
-        torch._foreach_mul_(increments, c * lr64 ** (mu + 0.5))
-    else:
-        torch._foreach_mul_(increments, c * lr ** (mu + 0.5))
-    torch._foreach_add_(thresholds, increments)
-    for p, g, a, t in zip(params, grads, duals, thresholds):
-        a.sub_(g.to(a.dtype) * lr)
-        p.copy_(a - a.clamp(-t, t))
-
-
-def _advance_thresholds(steps: list[Tensor], thresholds: list[Tensor], lr: float, c: float, mu: float) -> list[float]:
-    """Add each parameter's threshold increment in place; return the new thresholds as Python floats.
-
-    Parameters of a group almost always share one step count, so the increment is computed once per distinct step.
-    """
-    counts = torch.stack(steps).tolist()
-    increments: dict[float, float] = {}
-    for n in counts:
-        if n not in increments:
-            increments[n] = threshold_increment(n, lr, c, mu)
-    torch._foreach_add_(thresholds, [increments[n] for n in counts])
-    return torch.stack(thresholds).tolist()
-
-
-def _probe_softshrink_out() -> Callable[..., Tensor] | None:
-    """The private ``softshrink`` binding that takes ``out=``, if this torch has one that works; else None.
-
-    ``torch._C._nn.softshrink`` is what ``F.softshrink`` calls; it takes ``out=`` (``F.softshrink`` does not) and costs
-    a third less per call than ``torch.ops.aten.softshrink.out``, which matters for the many small tensors. Being
-    private, it may change or go: it is tried once here on a tiny tensor, and the public op is used without it.
-    """
-    op = getattr(getattr(torch._C, "_nn", None), "softshrink", None)
-    if op is None:
-        return None
-    try:
-        out = torch.empty(2)
-        op(torch.tensor([-1.0, 0.25]), 0.5, out=out)
-    except Exception:  # noqa: BLE001 - any failure of a private binding means: do not use it
-        return None
-    return op if out.tolist() == [-0.5, 0.0] else None
-
-
-_softshrink_out = _probe_softshrink_out()
-
-
-def _shrink_into(p: Tensor, a: Tensor, t: float) -> None:
-    """``p = softshrink(a, t)``, written straight into ``p`` when it has the dual average's dtype (no temporary)."""
-    if _softshrink_out is not None and p.dtype == a.dtype:
-        _softshrink_out(a, t, out=p)
-    else:
-        p.copy_(softshrink(a, t))
-
-
-def _single_tensor_grda(
-    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
-) -> None:
-    """The readable loop, and the CPU default.
-
-    Each tensor's soft threshold comes right after its update, while its dual average is still in cache.
-    """
-    for p, g, a, t in zip(params, grads, duals, thresholds):
-        a.add_(g, alpha=-lr)
-        _shrink_into(p, a, t)
-
-
-def _multi_tensor_grda(
-    params: list[Tensor], grads: list[Tensor], duals: list[Tensor], lr: float, thresholds: list[float]
-) -> None:
-    """The accelerator path: one multi-tensor add, then the soft threshold written straight into each parameter.
-
-    ``softshrink``'s ``out=`` form writes the weight without a temporary when the parameter has the dual average's
-    dtype; half-precision parameters take one temporary in float32 and a cast, as the precision requires.
-    """
-    same = [i for i, (p, a, g) in enumerate(zip(params, duals, grads)) if g.dtype == a.dtype and g.device == a.device]
-    if len(same) == len(params):
-        torch._foreach_add_(duals, grads, alpha=-lr)
-    else:
-        if same:
-            torch._foreach_add_([duals[i] for i in same], [grads[i] for i in same], alpha=-lr)
-        for i in sorted(set(range(len(params))) - set(same)):
-            duals[i].add_(grads[i], alpha=-lr)
-    for p, a, t in zip(params, duals, thresholds):
-        _shrink_into(p, a, t)
+    if torch.compiler.is_compiling():
+        # Traced, a float may be symbolic (torch does not specialise on floats), and checking it would break the
+        # graph: under torch.compile the values are those checked at construction (and by every eager step).
+        return lr, c, mu
+    c, mu = check_real("c", c, low=0.0), check_real("mu", mu, low=0.0, low_open=True)
+    if not isinstance(lr, Tensor):
+        return check_real("lr", lr, low=0.0), c, mu
+    if lr.dim() != 0 or not lr.is_floating_point():
+        raise invalid("lr", lr, "a finite real number >= 0.0, or a 0-dim floating tensor holding one")
+    if lr.device.type == "cpu":
+        check_real("lr", lr, low=0.0)
+    return lr, c, mu
