@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 from lightning_grda.checks import check_int, check_real
-from lightning_grda.tune import Trial, config_with_c, trials_table, tune_c
+from lightning_grda.tune import Trial, trials_table, tune_c
+from lightning_grda.tune.run import config_with_c
 
 HELP = "choose gRDA's c: the largest whose accuracy after a few epochs stays within a tolerance of SGD's"
 
