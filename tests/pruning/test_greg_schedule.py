@@ -3,7 +3,7 @@
 import pytest
 
 from lightning_grda.pruning.greg_schedule import GRegSchedule
-from tests.pruning.test_greg import SMALL, SMALL2
+from tests.pruning.greg_harness import SMALL, SMALL2
 
 
 def test_schedule_matches_hand_computed_sequences():
