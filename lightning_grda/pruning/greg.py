@@ -372,26 +372,8 @@ class GReg(Callback):
         self._picked_cast = {}
 
     def _announce(self, phase: Phase, global_step: int) -> None:
-        s = self.schedule
         start = (self.start_step or 0) + self.warmup_steps
-        if phase == Phase.WARM_UP:
-            what = f"plain training until step {start}, then the weights to prune are picked from the trained ones"
-        elif phase == Phase.PICK:
-            what = (
-                f"a uniform penalty on all weights grows by {s.pick_delta:g} every {s.update_interval} steps to "
-                f"{s.pick_ceiling:g} (until step {start + s.pick_steps})"
-            )
-        elif phase == Phase.GROW:
-            what = (
-                f"the penalty on the picked weights grows by {s.delta:g} every {s.update_interval} steps to "
-                f"{s.ceiling:g} (until step {start + s.hold_start})"
-            )
-        elif phase == Phase.HOLD:
-            what = f"the penalty holds at {s.ceiling:g} for {s.hold_steps} steps"
-        elif phase == Phase.PRUNE:
-            what = f"the picked {self.granularity}s are masked to zero ({self.sparsity:.1%} per layer)"
-        else:
-            what = "fine-tuning with the masks held"
+        what = self.schedule.describe(phase, start, self.granularity, self.sparsity)
         rank_zero_info(f"{self.name}: step {global_step}: phase {phase.name.lower().replace('_', '-')}: {what}")
 
     def _print_table(self, pl_module: pl.LightningModule) -> None:

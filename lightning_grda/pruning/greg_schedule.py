@@ -121,3 +121,35 @@ class GRegSchedule:
             k = (step - self.pick_steps) // self.update_interval + 1
             return min(self.ceiling, self.grow_base + self.delta * k)
         return self.ceiling if phase == Phase.HOLD else 0.0
+
+    def describe(self, phase: Phase, start: int, granularity: str, sparsity: float) -> str:
+        """What ``phase`` does, in words, for a schedule started at optimizer step ``start`` (after any warm-up).
+
+        Args:
+            phase: the phase.
+            start: the optimizer step at which the schedule's step 0 is (the warm-up ends there).
+            granularity: what is pruned, ``"weight"`` or ``"filter"``.
+            sparsity: the fraction pruned per layer.
+
+        Example:
+            >>> s = GRegSchedule(delta=0.25, update_interval=2, ceiling=1.0, hold_steps=3)
+            >>> s.describe(Phase.GROW, 5, "weight", 0.9)
+            'the penalty on the picked weights grows by 0.25 every 2 steps to 1 (until step 13)'
+        """
+        if phase == Phase.WARM_UP:
+            return f"plain training until step {start}, then the weights to prune are picked from the trained ones"
+        if phase == Phase.PICK:
+            return (
+                f"a uniform penalty on all weights grows by {self.pick_delta:g} every {self.update_interval} steps to "
+                f"{self.pick_ceiling:g} (until step {start + self.pick_steps})"
+            )
+        if phase == Phase.GROW:
+            return (
+                f"the penalty on the picked weights grows by {self.delta:g} every {self.update_interval} steps to "
+                f"{self.ceiling:g} (until step {start + self.hold_start})"
+            )
+        if phase == Phase.HOLD:
+            return f"the penalty holds at {self.ceiling:g} for {self.hold_steps} steps"
+        if phase == Phase.PRUNE:
+            return f"the picked {granularity}s are masked to zero ({sparsity:.1%} per layer)"
+        return "fine-tuning with the masks held"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lightning_grda.pruning.greg_schedule import GRegSchedule
+from lightning_grda.pruning.greg_schedule import GRegSchedule, Phase
 from tests.pruning.greg_harness import SMALL, SMALL2
 
 
@@ -25,3 +25,16 @@ def test_schedule_matches_hand_computed_sequences():
     assert paper.lambda_at(99_999) == 1.0
     assert paper.lambda_at(9) == 1e-4
     assert paper.lambda_at(10) == 2e-4
+
+
+def test_describe_says_each_phase_with_its_numbers():
+    s2 = GRegSchedule(**SMALL2)  # pick 0..8, grow 9..14, hold 15..18, prune at 19
+    start = 8  # after an 8-step warm-up
+    assert [s2.describe(phase, start, "filter", 0.5) for phase in Phase] == [
+        "plain training until step 8, then the weights to prune are picked from the trained ones",
+        "a uniform penalty on all weights grows by 0.05 every 3 steps to 0.15 (until step 17)",
+        "the penalty on the picked weights grows by 0.5 every 3 steps to 1 (until step 23)",
+        "the penalty holds at 1 for 4 steps",
+        "the picked filters are masked to zero (50.0% per layer)",
+        "fine-tuning with the masks held",
+    ]
