@@ -12,6 +12,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
+def quick_fit_args(train_batches: int = 2) -> list[str]:
+    """The arguments of the shortest real ``lightning-grda fit``: one epoch, one validation and test batch, no bar."""
+    return [
+        "--trainer.max_epochs=1",
+        f"--trainer.limit_train_batches={train_batches}",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.enable_progress_bar=false",
+    ]
+
+
 def random_loader(n: int = 64, batch_size: int = 8, features: int = 8, classes: int = 3, seed: int = 0) -> DataLoader:
     """A deterministic classification loader of ``n`` random samples."""
     g = torch.Generator().manual_seed(seed)

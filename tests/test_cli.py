@@ -7,13 +7,10 @@ import yaml
 
 from lightning_grda.cli import DEFAULT_CONFIG, main
 from lightning_grda.optim.grda import GRDA
+from tests.helpers import quick_fit_args
 
 QUICK = [
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
-    "--trainer.enable_progress_bar=false",
+    *quick_fit_args(),
     "--trainer.logger=false",
     "--trainer.enable_checkpointing=false",
 ]

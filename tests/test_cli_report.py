@@ -12,14 +12,10 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_grda._cli_report import hide_version_on_bar, quiet_lightning
 from lightning_grda.cli import CONFIG_DIR, main
-from tests.helpers import TinyModule
+from tests.helpers import TinyModule, quick_fit_args
 
 QUICK = [
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
-    "--trainer.enable_progress_bar=false",
+    *quick_fit_args(),
     "--trainer.enable_model_summary=false",
 ]
 

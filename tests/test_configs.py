@@ -9,6 +9,7 @@ from lightning_grda.cli import CONFIG_DIR, DEFAULT_CONFIG, main
 from lightning_grda.optim.grda import GRDA
 from tests.data.test_cifar import make_cifar10, make_cifar100
 from tests.data.test_imagenet import make_tree
+from tests.helpers import quick_fit_args
 
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 REPO = Path(__file__).resolve().parents[1]
@@ -20,12 +21,8 @@ SMALL = [
     "--trainer.num_nodes=1",
     "--trainer.strategy=auto",
     "--trainer.sync_batchnorm=false",
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
+    *quick_fit_args(),
     "--trainer.num_sanity_val_steps=0",
-    "--trainer.enable_progress_bar=false",
     "--data.init_args.batch_size=2",
 ]
 

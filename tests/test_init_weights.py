@@ -7,13 +7,10 @@ from torch import nn
 from lightning_grda.cli import main
 from lightning_grda.init_weights import load_weights, match_weights
 from lightning_grda.optim.grda import GRDA
+from tests.helpers import quick_fit_args
 
 QUICK = [
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
-    "--trainer.enable_progress_bar=false",
+    *quick_fit_args(),
     "--trainer.enable_model_summary=false",
     "--trainer.logger=false",
     "--test_after_fit=false",

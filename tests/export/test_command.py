@@ -3,13 +3,10 @@ import torch
 
 from lightning_grda.cli import main
 from lightning_grda.export import load_sparse
+from tests.helpers import quick_fit_args
 
 QUICK = [
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=3",
-    "--trainer.limit_val_batches=1",
-    "--trainer.limit_test_batches=1",
-    "--trainer.enable_progress_bar=false",
+    *quick_fit_args(train_batches=3),
     "--trainer.logger=false",
     "--test_after_fit=false",
 ]
