@@ -20,6 +20,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay ``fig`` out, write it to ``path`` as a PNG and close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_share(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Share of ``w_gRDA - w_SGD`` on the top-k eigenvectors against k, on a log axis, with the paper's band."""
     plt = _pyplot()
@@ -30,10 +38,7 @@ def plot_share(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_ylabel("||P_k d||² / ||d||²")
     ax.set_title("Share of d = w_gRDA − w_SGD")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_paths(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -46,10 +51,7 @@ def plot_paths(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_ylabel("training loss")
     ax.set_title("Mode connectivity")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_all(result: dict[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
