@@ -1,8 +1,8 @@
 """Which layers of a model a callback acts on: the ``layers`` argument of the pruning callbacks and reports.
 
 A pure-torch helper shared by :mod:`lightning_grda.pruning` (what to prune) and :mod:`lightning_grda.sparsity` (what
-to count per layer). It lives at the top of the package, not under ``pruning/``, because ``sparsity.py`` needs it and
-``pruning/`` needs ``sparsity.py``: one direction of imports, no cycle.
+to count per layer). It lives at the top of the package, not under ``pruning/``, because ``sparsity`` needs it and
+``pruning/`` needs ``sparsity``: one direction of imports, no cycle.
 """
 
 from __future__ import annotations
