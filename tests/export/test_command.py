@@ -144,3 +144,18 @@ def test_pt2_path_that_is_a_directory_names_it(fitted, tmp_path, capsys):
     assert err.startswith("error: cannot write")
     assert "Invalid path: " in err
     assert repr(str(tmp_path / "m.pt2")) in err
+
+
+def test_missing_onnx_extra_suggests_pt2(fitted, tmp_path, capsys, monkeypatch):
+    import lightning_grda.export.onnx as onnx_module
+
+    def no_onnx(*args, **kwargs):
+        raise ImportError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(onnx_module, "save_onnx", no_onnx)
+    ckpt, _ = fitted
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.safetensors"), "--thin"]) == 1
+    err = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "No module named 'onnxscript'" in err
+    assert err.endswith("(pip install 'lightning-grda[export]', or --format pt2)")
+    assert not (tmp_path / "m.onnx").exists()
