@@ -34,18 +34,17 @@ def all_finite(grads: Sequence[Tensor]) -> Tensor:
     each norm on one thread, so there the large gradients are summed one by one (torch's sum splits a large tensor
     over the threads and reads at memory speed; it also overflows later than a norm's squares) and only the many
     small ones (biases, normalisation parameters) share the ``_foreach_norm`` call, a single C++ loop where a Python
-    loop of small reductions costs more than the reading. FSDP2's DTensor gradients are all summed: a sum and a
-    norm reduce across ranks in two ways that one stack cannot mix. Half-precision gradients, whose sums would
-    overflow at 65504, are summed in float32. Finite values can still overflow a sum (above 3e38 in float32) or a
-    norm (above 1e19): callers confirm a False answer element by element before acting on it. In reverse order, so
-    that the update then starts with the gradients read last, which may still sit in the CPU's cache.
+    loop of small reductions costs more than the reading. Half-precision gradients, whose sums would overflow at
+    65504, are summed in float32. FSDP2's DTensor gradients all take one ``_foreach_norm`` call: one reduction
+    across ranks for all of them (a sum and a norm reduce across ranks in two ways that one stack cannot mix, and a
+    DTensor op costs a sharding decision each). Finite values can still overflow a sum (above 3e38 in float32) or a
+    norm (above 1e19, or 65504 for a half-precision DTensor): callers confirm a False answer element by element
+    before acting on it. In reverse order, so that the update then starts with the gradients read last, which may
+    still sit in the CPU's cache.
     """
     if _any_dtensor(grads):
-        one_by_one: float = 0
-    elif grads[0].device.type == "cpu":
-        one_by_one = SUM_ONE_BY_ONE
-    else:
-        one_by_one = float("inf")
+        return torch.stack(torch._foreach_norm(list(reversed(grads)), 2.0)).isfinite().all()
+    one_by_one = SUM_ONE_BY_ONE if grads[0].device.type == "cpu" else float("inf")
     wide = [g for g in reversed(grads) if g.dtype in (torch.float32, torch.float64)]
     small = [g for g in wide if g.numel() < one_by_one]
     checks = [

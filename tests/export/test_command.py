@@ -93,3 +93,66 @@ def test_export_thin_writes_an_onnx_model(fitted, tmp_path, capsys):
     from lightning_grda.export.onnx import check_onnx
 
     assert check_onnx(model.backbone, tmp_path / "m.onnx", torch.randn(4, 1, 8, 8)) <= 1e-4
+
+
+def test_export_thin_pt2_only(fitted, tmp_path, capsys):
+    ckpt, model = fitted
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(ckpt), "-o", str(out), "--thin", "--format", "pt2"]) == 0
+    assert f"thinned model: {tmp_path / 'm.pt2'}" in capsys.readouterr().out
+    assert not (tmp_path / "m.onnx").exists()
+    from lightning_grda.export.pt2 import check_pt2
+
+    for batch in (1, 3):
+        assert check_pt2(model.backbone, tmp_path / "m.pt2", torch.randn(batch, 1, 8, 8)) <= 1e-5
+
+
+def test_export_thin_both_formats(fitted, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    ckpt, _ = fitted
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.safetensors"), "--thin", "--format=both"]) == 0
+    text = capsys.readouterr().out
+    for name in ("m.onnx", "m.pt2"):
+        assert (tmp_path / name).is_file()
+        assert f"thinned model: {tmp_path / name}" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--thin", "--format", "tflite"], "Invalid --format: 'tflite'; expected one of ('onnx', 'pt2', 'both')"),
+        (["--format", "pt2"], "Invalid --format: 'pt2'; expected it with --thin"),
+    ],
+    ids=["unknown", "without_thin"],
+)
+def test_bad_format_is_refused_before_any_work(tmp_path, capsys, args, message):
+    torch.save({"w": torch.ones(2)}, tmp_path / "ok.pt")
+    before = set(tmp_path.rglob("*"))
+    assert main(["export", str(tmp_path / "ok.pt"), *args]) == 1
+    assert capsys.readouterr().out.strip().startswith(f"error: {message}")
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_pt2_path_that_is_a_directory_names_it(fitted, tmp_path, capsys):
+    ckpt, _ = fitted
+    (tmp_path / "m.pt2").mkdir()
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.safetensors"), "--thin", "--format", "pt2"]) == 1
+    err = capsys.readouterr().out.strip().splitlines()[-1]
+    assert err.startswith("error: cannot write")
+    assert "Invalid path: " in err
+    assert repr(str(tmp_path / "m.pt2")) in err
+
+
+def test_missing_onnx_extra_suggests_pt2(fitted, tmp_path, capsys, monkeypatch):
+    import lightning_grda.export.onnx as onnx_module
+
+    def no_onnx(*args, **kwargs):
+        raise ImportError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(onnx_module, "save_onnx", no_onnx)
+    ckpt, _ = fitted
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.safetensors"), "--thin"]) == 1
+    err = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "No module named 'onnxscript'" in err
+    assert err.endswith("(pip install 'lightning-grda[export]', or --format pt2)")
+    assert not (tmp_path / "m.onnx").exists()

@@ -108,7 +108,7 @@ def test_half_precision_gradients_are_checked_without_overflow():
 def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
     """One of two gloo ranks with an FSDP2-sharded net; only rank 1's gradient shard holds a NaN.
 
-    The NaN goes into a large weight (checked by its own sum) or a small bias (checked in the shared norm call).
+    The NaN goes into a large weight or a small bias, of a float32 or a bfloat16 net.
     """
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
@@ -116,28 +116,30 @@ def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
 
     join_gloo(rank, port)
     try:
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Linear(256, 2 * SUM_ONE_BY_ONE // 256), nn.ReLU(), nn.Linear(512, 2))
-        fully_shard(net, mesh=init_device_mesh("cpu", (2,)))
         results = {}
-        for where, grad in (("large", lambda: net[0].weight.grad), ("small", lambda: net[2].bias.grad)):
-            for policy in ("raise", "skip"):
-                opt = GRDA(net.parameters(), lr=0.1, c=0.1, mu=0.6, nonfinite=policy)
-                net.zero_grad()
-                net(torch.randn(3, 256)).sum().backward()
-                if rank == 1:
-                    grad().to_local().view(-1)[0] = float("nan")
-                before = [p.to_local().clone() for p in net.parameters()]
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        opt.step()
-                    results[where, policy] = "stepped"
-                except FloatingPointError:
-                    results[where, policy] = "raised"
-                unchanged = all(torch.equal(b, p.to_local()) for b, p in zip(before, net.parameters()))
-                results[where, policy] += ", unchanged" if unchanged else ", changed"
-                results[where, policy, "skipped_steps"] = opt.skipped_steps
+        for dtype in (torch.float32, torch.bfloat16):
+            torch.manual_seed(0)
+            net = nn.Sequential(nn.Linear(256, 2 * SUM_ONE_BY_ONE // 256), nn.ReLU(), nn.Linear(512, 2)).to(dtype)
+            fully_shard(net, mesh=init_device_mesh("cpu", (2,)))
+            for where, layer, name in (("large", net[0], "weight"), ("small", net[2], "bias")):
+                for policy in ("raise", "skip"):
+                    key = (str(dtype), where, policy)
+                    opt = GRDA(net.parameters(), lr=0.1, c=0.1, mu=0.6, nonfinite=policy)
+                    net.zero_grad()
+                    net(torch.randn(3, 256, dtype=dtype)).sum().backward()
+                    if rank == 1:
+                        getattr(layer, name).grad.to_local().view(-1)[0] = float("nan")
+                    before = [p.to_local().clone() for p in net.parameters()]
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            opt.step()
+                        results[key] = "stepped"
+                    except FloatingPointError:
+                        results[key] = "raised"
+                    unchanged = all(torch.equal(b, p.to_local()) for b, p in zip(before, net.parameters()))
+                    results[key] += ", unchanged" if unchanged else ", changed"
+                    results[(*key, "skipped_steps")] = opt.skipped_steps
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -147,11 +149,12 @@ def _nan_on_one_rank(rank: int, port: int, out: str) -> None:
 def test_fsdp2_ranks_decide_alike_on_a_nan_in_one_shard(tmp_path):
     spawn_two_ranks(_nan_on_one_rank, str(tmp_path))
     expected = {}
-    for where in ("large", "small"):
-        expected |= {
-            (where, "raise"): "raised, unchanged",
-            (where, "raise", "skipped_steps"): 0,
-            (where, "skip"): "stepped, unchanged",
-            (where, "skip", "skipped_steps"): 1,
-        }
+    for dtype in ("torch.float32", "torch.bfloat16"):
+        for where in ("large", "small"):
+            expected |= {
+                (dtype, where, "raise"): "raised, unchanged",
+                (dtype, where, "raise", "skipped_steps"): 0,
+                (dtype, where, "skip"): "stepped, unchanged",
+                (dtype, where, "skip", "skipped_steps"): 1,
+            }
     assert [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)] == [expected, expected]
