@@ -7,7 +7,8 @@ import torch
 
 from lightning_grda.export import save_pt2, thin
 from lightning_grda.export.pt2 import check_pt2
-from lightning_grda.models.backbones import CifarResNet, build_backbone
+from lightning_grda.models.backbones import CifarResNet
+from tests.export.thinned import thinned_digits_cnn
 
 # Loads the .pt2 files in a fresh interpreter that cannot import lightning_grda: isolated mode (-I: no PYTHONPATH,
 # no user site, no script folder on sys.path), a cwd outside the repository, and a meta path finder that refuses the
@@ -43,18 +44,6 @@ LOADER = textwrap.dedent(
 )
 
 
-def _thinned_digits_cnn():
-    torch.manual_seed(0)
-    model = build_backbone("digits_cnn", num_classes=10).eval()
-    with torch.no_grad():
-        model.features[0].weight[:20] = 0
-        model.features[1].weight[:20] = 0
-        model.features[1].bias[:20] = 0
-    small, _ = thin(model, torch.randn(1, 1, 8, 8))
-    assert small.features[0].out_channels == 12
-    return small
-
-
 def _thinned_resnet8():
     torch.manual_seed(0)
     model = CifarResNet(depth=8, num_classes=10).eval()
@@ -70,7 +59,7 @@ def _thinned_resnet8():
 
 @pytest.mark.slow  # ~6-9 s: the fresh interpreter imports torch (2 s) and torch.export's serializer (2 s)
 def test_pt2_rebuilds_without_this_pack(tmp_path):
-    models = {"digits": (_thinned_digits_cnn(), (1, 8, 8)), "resnet8": (_thinned_resnet8(), (3, 8, 8))}
+    models = {"digits": (thinned_digits_cnn()[1], (1, 8, 8)), "resnet8": (_thinned_resnet8(), (3, 8, 8))}
     inputs = {}
     for name, (model, shape) in models.items():
         save_pt2(model, torch.randn(1, *shape), tmp_path / f"{name}.pt2", check=False)  # the subprocess checks
