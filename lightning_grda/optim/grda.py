@@ -351,23 +351,3 @@ def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float
     if lr.device.type == "cpu":
         check_real("lr", lr, low=0.0)
     return lr, c, mu
-
-
-def _check_group(lr: Any, c: Any, mu: Any) -> tuple[float | Tensor, float, float]:
-    """Check one group's hyperparameters (refusing bools; numpy scalars and 0-dim real tensors are numbers).
-
-    A tensor ``lr`` stays a tensor (what keeps an lr change from recompiling a compiled step); its value is checked
-    only where reading it costs no synchronisation: on the host.
-    """
-    if torch.compiler.is_compiling():
-        # Traced, a float may be symbolic (torch does not specialise on floats), and checking it would break the
-        # graph: under torch.compile the values are those checked at construction (and by every eager step).
-        return lr, c, mu
-    c, mu = check_real("c", c, low=0.0), check_real("mu", mu, low=0.0, low_open=True)
-    if not isinstance(lr, Tensor):
-        return check_real("lr", lr, low=0.0), c, mu
-    if lr.dim() != 0 or not lr.is_floating_point():
-        raise invalid("lr", lr, "a finite real number >= 0.0, or a 0-dim floating tensor holding one")
-    if lr.device.type == "cpu":
-        check_real("lr", lr, low=0.0)
-    return lr, c, mu

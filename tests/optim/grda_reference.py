@@ -29,3 +29,15 @@ def run_grda(p, grads, lrs, **kwargs):
 def random_grads(shape, n, dtype=torch.float64, seed=0, scale=1.0):
     gen = torch.Generator().manual_seed(seed)
     return [scale * torch.randn(shape, generator=gen, dtype=dtype) for _ in range(n)]
+
+
+def step_side_by_side(opt_a, params_a, opt_b, params_b, lrs):
+    """Step two optimizers over copies of the same parameters with the same random gradients, one lr per step."""
+    for lr in lrs:
+        for opt in (opt_a, opt_b):
+            opt.param_groups[0]["lr"] = lr
+        for p, q in zip(params_a, params_b):
+            g = torch.randn_like(p)
+            p.grad, q.grad = g, g.clone()
+        opt_a.step()
+        opt_b.step()

@@ -9,7 +9,7 @@ from torch import nn
 
 from lightning_grda.optim import functional
 from lightning_grda.optim.grda import GRDA, threshold_increment
-from tests.optim.grda_reference import random_grads, reference, run_grda
+from tests.optim.grda_reference import random_grads, reference, run_grda, step_side_by_side
 
 
 @pytest.mark.parametrize("foreach", [None, True, False])
@@ -74,14 +74,7 @@ def test_fast_paths_equal_readable_loop_float64(foreach):
     fast = [p.detach().clone().requires_grad_() for p in ref]
     o_ref = GRDA(ref, lr=0.1, c=0.03, mu=0.51, foreach=False)
     o_fast = GRDA(fast, lr=0.1, c=0.03, mu=0.51, foreach=foreach)
-    for _i, lr in enumerate(lrs):
-        for o in (o_ref, o_fast):
-            o.param_groups[0]["lr"] = lr
-        for p, q in zip(ref, fast):
-            g = torch.randn_like(p)
-            p.grad, q.grad = g, g.clone()
-        o_ref.step()
-        o_fast.step()
+    step_side_by_side(o_ref, ref, o_fast, fast, lrs)
     for p, q in zip(ref, fast):
         assert torch.equal(p, q)
         assert torch.equal(o_ref.state[p]["dual"], o_fast.state[q]["dual"])
@@ -156,14 +149,7 @@ def test_fused_path_matches_readable_loop(dtype):
     fused = [p.detach().clone().requires_grad_() for p in ref]
     o_ref = GRDA(ref, lr=0.1, c=0.03, mu=0.55, foreach=False)
     o_fused = GRDA(fused, lr=0.1, c=0.03, mu=0.55, fused=True)
-    for lr in [0.1] * 5 + [0.01] * 5:
-        for o in (o_ref, o_fused):
-            o.param_groups[0]["lr"] = lr
-        for p, q in zip(ref, fused):
-            g = torch.randn_like(p)
-            p.grad, q.grad = g, g.clone()
-        o_ref.step()
-        o_fused.step()
+    step_side_by_side(o_ref, ref, o_fused, fused, [0.1] * 5 + [0.01] * 5)
     tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
     for p, q in zip(ref, fused):
         torch.testing.assert_close(q, p, rtol=0, atol=tol)
