@@ -15,7 +15,8 @@ compiled GRDA(nonfinite=ignore) <= 1.05x compiled SGD(momentum=0.9), and at most
 Every optimizer gets its own copy of the 161 parameter tensors (25.6M values) and fixed random gradients. Their
 ``step()`` calls are interleaved in a shuffled order each round, in one process, so machine noise hits all of them
 alike; the script prints the median time of each and the ratios of the medians. Targets (issue #2, on CPU):
-GRDA default <= 1.00x SGD(momentum=0.9); GRDA fused <= 0.80x SGD(momentum=0.9) and <= 1.5x plain SGD.
+GRDA default <= 1.00x SGD(momentum=0.9)
+(issue #14: <= 1.3x on ResNet-50 and transformer shapes); GRDA fused <= 0.80x SGD(momentum=0.9) and <= 1.5x plain SGD.
 The ``GRDA(nonfinite=ignore)`` row shows what the default's non-finite check costs.
 It also prints each optimizer's state size relative to SGD with momentum's one buffer per parameter.
 
@@ -24,6 +25,9 @@ Then it prints what bounds the two targets on the machine at hand, timed in the 
 * ``check only``: GRDA's non-finite check alone, one read of every gradient. The default path is the update
   (``GRDA(nonfinite=ignore)``) plus this read; no exact all-or-nothing check can skip it, since nothing may be
   written before every gradient has been read.
+* ``flat read``: one sum over all the gradient values copied into one flat buffer: a read with no per-tensor
+  cost, the floor of ``check only`` on this machine (a read-only stream may not reach the bandwidth that the
+  mixed reads and writes of an optimizer step do, so it can lie above the 0.2x of one transfer in five).
 * ``flat SGD`` and ``flat fused kernel``: plain SGD's ``w -= lr * g`` and GRDA's fused kernel, each run once over
   one flat buffer per operand holding all 25.6M values, so per-tensor call costs vanish and only memory traffic
   is left. Their ratio is the fused path's floor on this machine: 4/3 where a write costs one transfer (GPUs),
@@ -105,7 +109,9 @@ def main(argv=None):
     opts = {name: make(make_params(shapes, dtype, args.device)) for name, make in kinds.items()}
     # The floors: callables timed in the same shuffled rounds as the optimizers, but not optimizers themselves.
     grads = [p.grad for group in opts["GRDA"].param_groups for p in group["params"]]
-    floors = {"check only": lambda: all_finite(grads)}
+    flat_grads = torch.cat([g.flatten().float() for g in grads])
+    # The check's floor: one read of all the values, as one flat sum with no per-tensor cost.
+    floors = {"check only": lambda: all_finite(grads), "flat read": lambda: flat_grads.sum()}
     if not args.no_fused:
         total = sum(torch.Size(s).numel() for s in shapes)
         w, g, a, w_sgd = (torch.randn(total, device=args.device).to(dtype) for _ in range(4))
@@ -164,7 +170,11 @@ def main(argv=None):
     print("\nWhat bounds the targets here:")
     print(
         f"  check only (one read of every gradient): {1e3 * check:.2f} ms = {check / m:.2f}x SGD(m=0.9); "
-        f"update + check = {(ignore + check) / m:.2f}x SGD(m=0.9) (the default does both; target <= 1.00)"
+        f"update + check = {(ignore + check) / m:.2f}x SGD(m=0.9) (the default does both; target <= 1.3)"
+    )
+    print(
+        f"  flat read (one sum over all the values in one buffer): {1e3 * med['flat read']:.2f} ms = "
+        f"{med['flat read'] / m:.2f}x SGD(m=0.9), the floor of the check on this machine"
     )
     if "flat SGD" in med:
         flat_sgd, flat_fused = med["flat SGD"], med["flat fused kernel"]
