@@ -45,13 +45,15 @@ def all_finite(grads: Sequence[Tensor]) -> Tensor:
     if _any_dtensor(grads):
         return torch.stack(torch._foreach_norm(list(reversed(grads)), 2.0)).isfinite().all()
     one_by_one = SUM_ONE_BY_ONE if grads[0].device.type == "cpu" else float("inf")
-    wide = [g for g in reversed(grads) if g.dtype in (torch.float32, torch.float64)]
-    small = [g for g in wide if g.numel() < one_by_one]
-    checks = [
-        g.sum() if g.dtype in (torch.float32, torch.float64) else g.sum(dtype=torch.float32)
-        for g in reversed(grads)
-        if g.dtype not in (torch.float32, torch.float64) or g.numel() >= one_by_one
-    ]
+    checks: list[Tensor] = []
+    small: list[Tensor] = []
+    for g in reversed(grads):
+        if g.dtype not in (torch.float32, torch.float64):
+            checks.append(g.sum(dtype=torch.float32))
+        elif g.numel() >= one_by_one:
+            checks.append(g.sum())
+        else:
+            small.append(g)
     if small:
         checks += torch._foreach_norm(small, 2.0)
     device = grads[0].device

@@ -74,12 +74,13 @@ def test_nonfinite_ignore_policy_does_no_check():
 CHECK_SIZES = [4, SUM_ONE_BY_ONE]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("size", CHECK_SIZES)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
-def test_every_kind_of_nonfinite_value_is_found_in_small_and_large_gradients(size, bad):
-    p, q = torch.zeros(size, requires_grad=True), torch.zeros(size, dtype=torch.float64, requires_grad=True)
+def test_every_kind_of_nonfinite_value_is_found_in_small_and_large_gradients(size, bad, dtype):
+    p, q = torch.zeros(size, requires_grad=True), torch.zeros(size, dtype=dtype, requires_grad=True)
     opt = GRDA([p, q], lr=0.1, c=0.0)
-    p.grad, q.grad = torch.ones(size), torch.ones(size, dtype=torch.float64)
+    p.grad, q.grad = torch.ones(size), torch.ones(size, dtype=dtype)
     q.grad[size // 2] = bad
     with pytest.raises(FloatingPointError, match=rf"\['params'\]\[1\] \(shape \({size},\)\)"):
         opt.step()
